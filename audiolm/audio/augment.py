@@ -45,12 +45,17 @@ class Reverb(am.core.transforms_interface.BaseWaveformTransform):
         return ((1 - mix) * samples + mix * wet).astype(np.float32)
 
 
-def room_response(rt60: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A synthetic impulse response: a direct path then noise decaying by 60 dB over `rt60` seconds."""
-    length = int(rt60 * sample_rate)
-    t = np.arange(length) / sample_rate
-    ir = rng.standard_normal(length) * np.exp(-6.9078 * t / rt60)  # ln(1000) = 60 dB of amplitude
-    ir[0] = 1.0
+def room_response(rt60: float, sample_rate: int, rng: np.random.Generator, direct_to_reverb_db: float = 3.0) -> np.ndarray:
+    """A synthetic impulse response: a direct path, then noise decaying by 60 dB over `rt60` seconds.
+
+    The tail's energy is `direct_to_reverb_db` below the direct path's, so the direct path is the
+    strongest arrival; the response has unit energy.
+    """
+    length = max(2, int(rt60 * sample_rate))
+    t = np.arange(1, length) / sample_rate
+    tail = rng.standard_normal(length - 1) * np.exp(-6.9078 * t / rt60)  # ln(1000): 60 dB of amplitude
+    tail *= 10 ** (-direct_to_reverb_db / 20) / np.sqrt(np.sum(tail**2))
+    ir = np.concatenate([[1.0], tail])
     return (ir / np.sqrt(np.sum(ir**2))).astype(np.float32)
 
 

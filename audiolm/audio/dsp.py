@@ -11,6 +11,7 @@ import numpy as np
 import pyloudnorm
 import torch
 
+ABSOLUTE_GATE_LUFS = -70.0
 _WINDOWS: dict[tuple[int, str, torch.dtype], torch.Tensor] = {}
 
 
@@ -87,11 +88,13 @@ def loudness(wav: torch.Tensor | np.ndarray, sample_rate: int) -> float:
     """Integrated loudness (ITU-R BS.1770, LUFS) of a mono `[L]` or `[1, L]` waveform.
 
     Clips shorter than one 400 ms gating block fall back to RMS in dBFS (equal to LUFS for a 1 kHz tone).
+    Like BS.1770's absolute gate, anything quieter than -70 LUFS is silence: -inf.
     """
     data = _mono_numpy(wav)
     if len(data) < int(0.4 * sample_rate) + 1:
-        rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64)) + 1e-20))
-        return 20 * math.log10(rms)
+        rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64))))
+        level = 20 * math.log10(rms) if rms > 0 else -math.inf
+        return level if level > ABSOLUTE_GATE_LUFS else -math.inf
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data.astype(np.float64)))
 
 

@@ -63,6 +63,8 @@ class Espeak:
         self.sample_rate = self._lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, None, options)
         if self.sample_rate <= 0:
             raise RuntimeError("espeak_Initialize failed")
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        self._libc.srand.argtypes = [ctypes.c_uint]
         self._chunks: list[np.ndarray] = []
         self._events: list[tuple[str, int]] = []
         self._callback = _CALLBACK(self._on_synth)  # keep a reference: the library calls it later
@@ -85,8 +87,13 @@ class Espeak:
             i += 1
         return 0
 
-    def synth(self, text: str, voice: str, pitch: int = 50, rate: int = 175) -> EspeakResult:
-        """Speak `text` with `voice` (e.g. "en-us+m3"); pitch 0-99, rate in words per minute."""
+    def synth(self, text: str, voice: str, pitch: int = 50, rate: int = 175, seed: int = 0) -> EspeakResult:
+        """Speak `text` with `voice` (e.g. "en-us+m3"); pitch 0-99, rate in words per minute.
+
+        `seed` seeds the C library's rand(), which espeak's noise sources draw from. The library keeps a
+        few samples of state between utterances, so a repeat can differ in length by a few samples.
+        """
+        self._libc.srand(seed & 0xFFFFFFFF)
         if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"espeak-ng has no voice {voice!r}")
         self._lib.espeak_SetParameter(PARAM_PITCH, int(pitch), 0)

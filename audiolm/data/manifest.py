@@ -27,7 +27,7 @@ from audiolm.files import write_jsonl
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3"}
 SPLITS = ("train", "valid", "test")
-SIDECAR_EXTRAS = ("engine", "voice", "phone_set", "index")  # kept from a synthetic corpus's .json files
+SIDECAR_EXTRAS = ("engine", "voice", "phone_set", "index", "source", "midi", "clip_start")  # kept from a synthetic corpus's .json files
 _LIBRISPEECH_ID = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 
 
@@ -77,7 +77,10 @@ def read_manifest(path: str | Path) -> list[Entry]:
             if not line.strip():
                 continue
             try:
-                entries.append(Entry.from_dict(json.loads(line)))
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise TypeError(f"a JSON {type(record).__name__}, not an object")
+                entries.append(Entry.from_dict(record))
             except (json.JSONDecodeError, TypeError) as error:
                 raise FileError(path, f"line {number} is not a manifest entry ({error})") from None
     return entries
@@ -160,22 +163,26 @@ def _entry_id(relative: Path) -> str:
     return "/".join(relative.with_suffix("").parts)
 
 
-def split_by_speaker(entries: list[Entry], valid_fraction: float = 0.05, test_fraction: float = 0.05, seed: int = 0) -> dict[str, list[Entry]]:
-    """Assign whole speakers to train / valid / test (entries already carrying a split keep it).
+def split_by_speaker(
+    entries: list[Entry], valid_fraction: float = 0.05, test_fraction: float = 0.05, seed: int = 0
+) -> dict[str, list[Entry]]:
+    """Assign whole speakers to train / valid / test (entries already carrying a split keep it, and
+    the rest of that speaker's entries join them).
 
     Entries without a speaker each count as their own speaker. Held-out fractions are of speakers,
     at least one speaker each when there are three or more.
     """
     if not 0 <= valid_fraction < 1 or not 0 <= test_fraction < 1 or valid_fraction + test_fraction >= 1:
         raise ValueError("valid and test fractions must be in [0, 1) and sum to less than 1")
-    fixed = {e.speaker for e in entries if e.split in SPLITS}
-    speakers = sorted({e.speaker or e.id for e in entries if e.split not in SPLITS} - fixed)
+    preset = {e.speaker or e.id: e.split for e in entries if e.split in SPLITS}  # a speaker's other entries follow it
+    speakers = sorted({e.speaker or e.id for e in entries} - set(preset))
     random.Random(seed).shuffle(speakers)
     n = len(speakers)
     n_test = max(1, round(test_fraction * n)) if n >= 3 and test_fraction > 0 else 0
     n_valid = max(1, round(valid_fraction * n)) if n >= 3 and valid_fraction > 0 else 0
     assign = {s: "test" for s in speakers[:n_test]}
     assign.update({s: "valid" for s in speakers[n_test:n_test + n_valid]})
+    assign.update(preset)
     out: dict[str, list[Entry]] = {split: [] for split in SPLITS}
     for entry in entries:
         if entry.split not in SPLITS:

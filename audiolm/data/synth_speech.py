@@ -5,9 +5,9 @@ Layout of a corpus folder:
     audio/<speaker>/<utt>.wav         16 kHz mono
     audio/<speaker>/<utt>.json        transcript, speaker, split, phone alignment (written after the wav)
     manifest.jsonl                    every utterance, and manifest.{train,valid,test}.jsonl
-Utterance i is fixed by the seed (its speaker, sentence and room), so a re-run skips what exists and
-resumes; the corpus grows until it holds `hours` of audio. Valid and test speakers come from voice
-groups that training never sees.
+Utterance i is fixed by the seed (its speaker, sentence, noise and room; espeak's output may differ
+by a few milliseconds between runs), so a re-run skips what exists and resumes; the corpus grows
+until it holds `hours` of audio. Valid and test speakers come from voice groups that training never sees.
 """
 
 from __future__ import annotations
@@ -80,12 +80,12 @@ def _run_task(out_dir: str, indices: list[int]) -> list[tuple[int, float | None,
     jobs = [job(i, w["speakers"], w["sentences"]) for i in indices]
     results = []
     try:
-        outputs = synthesize(jobs, w["sample_rate"], w["espeak"])
+        outputs = synthesize(jobs, w["sample_rate"], w["espeak"], seeds=indices)
     except TTSError:  # retry one by one so that one bad sentence costs only itself
         outputs = []
-        for one in jobs:
+        for one, index in zip(jobs, indices):
             try:
-                outputs += synthesize([one], w["sample_rate"], w["espeak"])
+                outputs += synthesize([one], w["sample_rate"], w["espeak"], seeds=[index])
             except TTSError as error:
                 outputs.append(error)
     for index, (speaker, text), out in zip(indices, jobs, outputs):

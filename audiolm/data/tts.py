@@ -37,14 +37,19 @@ class TTSError(RuntimeError):
     pass
 
 
-def synthesize(speakers_texts: list[tuple[Speaker, str]], sample_rate: int = 16000, espeak: Espeak | None = None) -> list[Synthesized]:
-    """Synthesize each (speaker, text); festival jobs of one voice share one festival process."""
+def synthesize(speakers_texts: list[tuple[Speaker, str]], sample_rate: int = 16000, espeak: Espeak | None = None,
+               seeds: list[int] | None = None) -> list[Synthesized]:
+    """Synthesize each (speaker, text); festival jobs of one voice share one festival process.
+
+    `seeds` (one per job) fix espeak's noise sources; flite and festival are deterministic already.
+    """
+    seeds = seeds or [0] * len(speakers_texts)
     out: list[Synthesized | None] = [None] * len(speakers_texts)
     festival_jobs: dict[str, list[int]] = {}
     for i, (speaker, text) in enumerate(speakers_texts):
         if speaker.engine == "espeak":
             espeak = espeak or Espeak()
-            result = espeak.synth(text, speaker.voice, pitch=int(speaker.pitch), rate=int(175 * speaker.rate))
+            result = espeak.synth(text, speaker.voice, pitch=int(speaker.pitch), rate=int(175 * speaker.rate), seed=seeds[i])
             out[i] = _finish(result.wav, result.sample_rate, result.phones, speaker, sample_rate)
         elif speaker.engine == "flite":
             wav, rate, phones = _flite(text, speaker.voice, speaker.rate)

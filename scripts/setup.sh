@@ -29,7 +29,7 @@ fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   echo "setup: installing torch 2.13.0 (CPU)"
-  "${PIP[@]}" install torch==2.13.0
+  "${PIP[@]}" install torch==2.13.0 2> >(grep -v "^WARNING: Location" >&2)
 fi
 # Reinstall the project only when its dependencies change.
 stamp=.venv/.audiolm-deps

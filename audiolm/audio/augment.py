@@ -38,11 +38,22 @@ class Reverb(am.core.transforms_interface.BaseWaveformTransform):
             self.parameters["ir_seed"] = random.getrandbits(32)
 
     def apply(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        ir = room_response(self.parameters["rt60"], sample_rate, np.random.default_rng(self.parameters["ir_seed"]))
-        wet = scipy.signal.fftconvolve(samples, ir if samples.ndim == 1 else ir[None, :], axes=-1)[..., : samples.shape[-1]]
-        wet *= np.sqrt(np.mean(samples**2) / (np.mean(wet**2) + 1e-12))  # keep the level
-        mix = self.parameters["wet"]
-        return ((1 - mix) * samples + mix * wet).astype(np.float32)
+        p = self.parameters
+        return add_reverb(samples, sample_rate, p["rt60"], p["wet"], p["ir_seed"])
+
+
+def add_reverb(samples: np.ndarray, sample_rate: int, rt60: float, wet: float, seed: int) -> np.ndarray:
+    """Mix `samples [..., L]` with their convolution by a synthetic room response, at the same level."""
+    ir = room_response(rt60, sample_rate, np.random.default_rng(seed))
+    reverberant = scipy.signal.fftconvolve(samples, ir if samples.ndim == 1 else ir[None, :], axes=-1)[..., : samples.shape[-1]]
+    reverberant *= np.sqrt(np.mean(samples**2) / (np.mean(reverberant**2) + 1e-12))
+    return ((1 - wet) * samples + wet * reverberant).astype(np.float32)
+
+
+def add_noise(samples: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Add white Gaussian noise at `snr_db` below the signal's mean power."""
+    noise_power = (np.mean(samples**2) + 1e-12) / 10 ** (snr_db / 10)
+    return (samples + rng.standard_normal(samples.shape) * np.sqrt(noise_power)).astype(np.float32)
 
 
 def room_response(rt60: float, sample_rate: int, rng: np.random.Generator, direct_to_reverb_db: float = 3.0) -> np.ndarray:

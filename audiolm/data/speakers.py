@@ -57,13 +57,16 @@ class Speaker:
 
     @property
     def room(self) -> dict[str, float]:
-        """Recording conditions kept across the speaker's utterances: reverb (rt60, wet) and noise SNR (dB)."""
+        """Recording conditions kept across the speaker's utterances: reverb (rt60 s, wet mix, seed of its
+        impulse response), background noise SNR (dB) and loudness (LUFS)."""
         reverb = self._unit("reverb") < 0.4
         noisy = self._unit("noise") < 0.4
         return {
             "rt60": 0.1 + 0.4 * self._unit("rt60") if reverb else 0.0,
             "wet": 0.1 + 0.25 * self._unit("wet") if reverb else 0.0,
+            "ir_seed": int(self._unit("ir") * 2**32),
             "snr_db": 20.0 + 25.0 * self._unit("snr") if noisy else float("inf"),
+            "lufs": -30.0 + 12.0 * self._unit("level"),
         }
 
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from audiolm.audio.dsp import normalize_loudness
 from audiolm.audio.io import save_audio
-from audiolm.data.manifest import read_manifest, scan_folder, summarize, write_split_manifests
+from audiolm.data.corpus import claim_folder, existing_items, finish_corpus
 from audiolm.errors import AudiolmError
 from audiolm.files import atomic_path, write_json
 
@@ -215,32 +215,12 @@ def _run_piece(out_dir: str, index: int, config: PianoCorpusConfig, scores: list
     return durations, None
 
 
-def _existing(out_dir: Path) -> dict[int, float]:
-    done: dict[int, float] = {}
-    for meta_path in (out_dir / "audio").glob("*.json"):
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        done[int(meta["index"])] = done.get(int(meta["index"]), 0.0) + float(meta["duration"])
-    return done
-
-
 def build_piano_corpus(out_dir: str | Path, config: PianoCorpusConfig, workers: int = 2, progress: bool = True) -> dict:
     """Render (or resume) a piano corpus in `out_dir`; return its summary."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    corpus_file = out_dir / "corpus.json"
-    if corpus_file.exists():
-        try:
-            previous = json.loads(corpus_file.read_text(encoding="utf-8"))["config"]
-        except (OSError, json.JSONDecodeError, KeyError):
-            raise AudiolmError(f"{corpus_file}: unreadable corpus description; remove it or use another folder") from None
-        if {k: v for k, v in previous.items() if k != "hours"} != config.identity():
-            raise AudiolmError(f"{corpus_file}: this folder holds a corpus built with other settings ({previous}); use another folder")
-    write_json(corpus_file, {"config": asdict(config)})
+    claim_folder(out_dir, asdict(config), config.identity())
     scores = score_paths(config.seed)
-    done = _existing(out_dir)
+    done = existing_items(out_dir)
     # Pieces that were tried and skipped leave no files; remember them so a resume does not retry them.
     skipped_file = out_dir / "skipped.json"
     skipped: dict[str, str] = json.loads(skipped_file.read_text()) if skipped_file.is_file() else {}
@@ -266,11 +246,5 @@ def build_piano_corpus(out_dir: str | Path, config: PianoCorpusConfig, workers: 
                 bar.update(min(round(total), bar.total) - bar.n)
     bar.close()
     write_json(skipped_file, skipped)
-    entries = scan_folder(out_dir / "audio", progress=False).entries
-    write_split_manifests(out_dir / "manifest.jsonl", entries)
-    summary = summarize(read_manifest(out_dir / "manifest.jsonl"))
-    summary["pieces"] = len(done)
-    summary["skipped_pieces"] = len(skipped)
-    summary["generated_pieces"] = sum(1 for i in done if piece_source(i, config, scores).startswith("generated"))
-    write_json(out_dir / "summary.json", summary)
-    return summary
+    generated = sum(1 for i in done if piece_source(i, config, scores).startswith("generated"))
+    return finish_corpus(out_dir, pieces=len(done), skipped_pieces=len(skipped), generated_pieces=generated)

@@ -12,21 +12,19 @@ until it holds `hours` of audio. Valid and test speakers come from voice groups 
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 import torch
 from tqdm import tqdm
 
-from audiolm.audio.augment import room_response
+from audiolm.audio.augment import add_noise, add_reverb
 from audiolm.audio.dsp import normalize_loudness
 from audiolm.audio.io import save_audio
-from audiolm.data.manifest import read_manifest, scan_folder, summarize, write_split_manifests
+from audiolm.data.corpus import claim_folder, existing_items, finish_corpus
 from audiolm.data.speakers import Speaker, choose_speakers, speaker_inventory
 from audiolm.data.text import sentence_pool
 from audiolm.errors import AudiolmError
@@ -112,58 +110,29 @@ def _run_task(out_dir: str, indices: list[int]) -> list[tuple[int, float | None,
 
 def _record(wav: np.ndarray, speaker: Speaker, index: int, sample_rate: int, rooms: bool, seed: int) -> np.ndarray:
     """Place the voice in the speaker's room: reverb, background noise, and a loudness of its own."""
-    rng = np.random.default_rng([seed, index])
-    level = -30.0 + 12.0 * speaker._unit("level") if rooms else -23.0
+    room = speaker.room
     if rooms:
-        room = speaker.room
         if room["rt60"] > 0:
-            ir = room_response(room["rt60"], sample_rate, np.random.default_rng(int(speaker._unit("ir") * 2**32)))
-            wet = scipy.signal.fftconvolve(wav, ir)[: len(wav)]
-            wet *= np.sqrt(np.mean(wav**2) / (np.mean(wet**2) + 1e-12))
-            wav = (1 - room["wet"]) * wav + room["wet"] * wet
+            wav = add_reverb(wav, sample_rate, room["rt60"], room["wet"], room["ir_seed"])
         if np.isfinite(room["snr_db"]):
-            signal_power = np.mean(wav**2) + 1e-12
-            wav = wav + rng.standard_normal(len(wav)) * np.sqrt(signal_power / 10 ** (room["snr_db"] / 10))
+            wav = add_noise(wav, room["snr_db"], np.random.default_rng([seed, index]))
+    level = room["lufs"] if rooms else -23.0
     out = normalize_loudness(torch.from_numpy(np.asarray(wav, np.float32)), sample_rate, level)
     return out.numpy()
-
-
-def _existing(out_dir: Path) -> dict[int, float]:
-    """Utterances already written (their .json is the commit marker): index -> duration."""
-    done = {}
-    for meta_path in (out_dir / "audio").glob("*/*.json"):
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if meta_path.with_suffix(".wav").is_file() and "index" in meta:
-            done[int(meta["index"])] = float(meta["duration"])
-    return done
 
 
 def build_speech_corpus(out_dir: str | Path, config: SpeechCorpusConfig, workers: int = 2, progress: bool = True) -> dict:
     """Synthesize (or resume) a corpus in `out_dir`; return its summary (hours, utterances, speakers per split)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     chosen = choose_speakers(config.num_speakers, config.valid_speakers, config.test_speakers, config.seed)
-    corpus_file = out_dir / "corpus.json"
-    if corpus_file.exists():
-        try:
-            previous = json.loads(corpus_file.read_text(encoding="utf-8"))["config"]
-        except (OSError, json.JSONDecodeError, KeyError):
-            raise AudiolmError(f"{corpus_file}: unreadable corpus description; remove it or use another folder") from None
-        if {k: v for k, v in previous.items() if k != "hours"} != config.identity():
-            raise AudiolmError(f"{corpus_file}: this folder holds a corpus built with other settings ({previous}); use another folder")
-    write_json(corpus_file, {
-        "config": asdict(config),
-        "speakers": {split: [s.id for s in speakers] for split, speakers in chosen.items()},
-        "inventory_size": len(speaker_inventory()),
-    })
+    claim_folder(out_dir, asdict(config), config.identity(),
+                 speakers={split: [s.id for s in speakers] for split, speakers in chosen.items()},
+                 inventory_size=len(speaker_inventory()))
     speakers = [s for split in ("train", "valid", "test") for s in chosen[split]]
     splits = {s.id: split for split, group in chosen.items() for s in group}
     sentences = sentence_pool(config.seed)
 
-    done = _existing(out_dir)
+    done = existing_items(out_dir)
     target = config.hours * 3600
     total = sum(done.values())
     failures: list[str] = []
@@ -191,13 +160,7 @@ def build_speech_corpus(out_dir: str | Path, config: SpeechCorpusConfig, workers
         bar.close()
     if failures and len(failures) > 0.05 * (len(done) + len(failures) + 1) + 10:
         raise AudiolmError(f"{out_dir}: {len(failures)} utterances failed to synthesize, e.g. {failures[0]}")
-    entries = scan_folder(out_dir / "audio", progress=False).entries
-    write_split_manifests(out_dir / "manifest.jsonl", entries)
-    summary = summarize(read_manifest(out_dir / "manifest.jsonl"))
-    summary["failed"] = len(failures)
-    summary["inventory_speakers"] = len(speaker_inventory())
-    write_json(out_dir / "summary.json", summary)
-    return summary
+    return finish_corpus(out_dir, failed=len(failures), inventory_speakers=len(speaker_inventory()))
 
 
 def default_workers() -> int:

@@ -37,6 +37,7 @@ from audiolm.files import atomic_path, write_json
 SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/TimGM6mb.sf2"))
 SCORE_SUFFIXES = {".krn", ".mxl", ".xml", ".musicxml", ".abc"}
 MIN_CLIP_SECONDS = 4.0
+FORMAT_VERSION = 1  # bump when the piece table (sources, rendering, clipping) changes
 
 
 @dataclass(kw_only=True)
@@ -64,7 +65,8 @@ class PianoCorpusConfig:
             raise AudiolmError(f"{self.soundfont}: no such soundfont file")
 
     def identity(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "hours"}
+        """The settings that fix each clip's content; a corpus resumes only under the same ones."""
+        return {**{k: v for k, v in asdict(self).items() if k != "hours"}, "format": FORMAT_VERSION}
 
 
 def score_paths(seed: int) -> list[str]:

@@ -31,6 +31,7 @@ from audiolm.errors import AudiolmError
 from audiolm.files import write_json
 
 JOBS_PER_TASK = 8
+FORMAT_VERSION = 1  # bump when the utterance table (speaker order, sentences, rooms) changes
 
 
 @dataclass(kw_only=True)
@@ -51,7 +52,7 @@ class SpeechCorpusConfig:
 
     def identity(self) -> dict:
         """The settings that fix each utterance's content; a corpus resumes only under the same ones."""
-        return {k: v for k, v in asdict(self).items() if k != "hours"}
+        return {**{k: v for k, v in asdict(self).items() if k != "hours"}, "format": FORMAT_VERSION}
 
 
 # Each worker process keeps its own TTS state and the job table.
@@ -61,6 +62,13 @@ _WORKER: dict = {}
 def _init_worker(speakers: list[Speaker], splits: dict[str, str], sentences: list[str], sample_rate: int, rooms: bool, seed: int) -> None:
     torch.set_num_threads(1)
     _WORKER.update(speakers=speakers, splits=splits, sentences=sentences, sample_rate=sample_rate, rooms=rooms, seed=seed, espeak=None)
+
+
+def interleave(chosen: dict[str, list[Speaker]]) -> list[Speaker]:
+    """All speakers in one turn order where each split is spread evenly, so that any prefix of the
+    utterance table (a small corpus) holds every split in proportion."""
+    placed = [((k + 0.5) / len(group), split, k) for split, group in chosen.items() for k in range(len(group))]
+    return [chosen[split][k] for _, split, k in sorted(placed)]
 
 
 def job(index: int, speakers: list[Speaker], sentences: list[str]) -> tuple[Speaker, str]:
@@ -128,7 +136,7 @@ def build_speech_corpus(out_dir: str | Path, config: SpeechCorpusConfig, workers
     claim_folder(out_dir, asdict(config), config.identity(),
                  speakers={split: [s.id for s in speakers] for split, speakers in chosen.items()},
                  inventory_size=len(speaker_inventory()))
-    speakers = [s for split in ("train", "valid", "test") for s in chosen[split]]
+    speakers = interleave(chosen)
     splits = {s.id: split for split, group in chosen.items() for s in group}
     sentences = sentence_pool(config.seed)
 

@@ -40,3 +40,14 @@ def test_sentences_are_plain_speakable_ascii():
     assert clean_sentence('He said "hi" to me today.') is None
     assert clean_sentence("  Too   short  ") is None
     assert clean_sentence("This one   is fine, really.") == "This one is fine, really."
+
+
+def test_turn_order_spreads_every_split_over_any_prefix():
+    from audiolm.data.synth_speech import interleave
+
+    chosen = choose_speakers(100, 8, 8, seed=0)
+    order = interleave(chosen)
+    assert sorted(s.id for s in order) == sorted(s.id for group in chosen.values() for s in group)
+    split_of = {s.id: split for split, group in chosen.items() for s in group}
+    first = [split_of[s.id] for s in order[:29]]
+    assert first.count("valid") >= 1 and first.count("test") >= 1

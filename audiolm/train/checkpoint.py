@@ -1,0 +1,176 @@
+"""Checkpoints: safetensors for every tensor, JSON for everything else, never a pickle.
+
+A training checkpoint is a folder `step_XXXXXXXX/` holding `<module>.safetensors` for each trained
+module, `optimizers.safetensors` + `trainer_state.json` (optimizer moments, step, RNG states) and
+`config.json` (the resolved run config). It is written under a temporary name and renamed, so a kill
+mid-write leaves the previous checkpoint as the latest. A model for users is `model.safetensors` +
+`config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from audiolm.errors import FileError
+from audiolm.files import atomic_path, write_json
+
+LATEST = "latest.txt"
+
+
+def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None, metadata: dict | None = None) -> Path:
+    """Write a module's state (parameters and buffers) as safetensors, optionally cast (e.g. fp16)."""
+    state = {}
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().cpu()
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        state[name] = tensor.contiguous()
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    return Path(path)
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing or corrupt file raises a one-line `FileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(path, "no such checkpoint file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise FileError(path, f"corrupt or unreadable safetensors ({' '.join(str(error).split())[:160]})") from None
+
+
+def load_module(module: nn.Module, path: str | Path) -> nn.Module:
+    """Load a safetensors state into `module` (cast to its dtypes); mismatched keys or shapes raise `FileError`."""
+    state = load_tensors(path)
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise FileError(path, f"does not match the model (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    for name, tensor in state.items():
+        if tensor.shape != own[name].shape:
+            raise FileError(path, f"tensor {name} has shape {tuple(tensor.shape)}, the model wants {tuple(own[name].shape)}")
+        state[name] = tensor.to(own[name].dtype)
+    module.load_state_dict(state)
+    return module
+
+
+def read_json(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(path, "no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FileError(path, f"not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise FileError(path, "expected a JSON object")
+    return data
+
+
+def _optimizer_state(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, meta = {}, {}
+    for name, optimizer in optimizers.items():
+        state = optimizer.state_dict()
+        meta[name] = {"param_groups": state["param_groups"], "state": {}}
+        for index, values in state["state"].items():
+            meta[name]["state"][str(index)] = {}
+            for key, value in values.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"{name}/{index}/{key}"] = value.detach().cpu().contiguous()
+                    meta[name]["state"][str(index)][key] = "tensor"
+                else:
+                    meta[name]["state"][str(index)][key] = value
+    return tensors, meta
+
+
+def _load_optimizer_state(optimizers: dict[str, torch.optim.Optimizer], tensors: dict, meta: dict) -> None:
+    for name, optimizer in optimizers.items():
+        saved = meta[name]
+        state = {}
+        for index, values in saved["state"].items():
+            state[int(index)] = {k: tensors[f"{name}/{index}/{k}"] if v == "tensor" else v for k, v in values.items()}
+        optimizer.load_state_dict({"param_groups": saved["param_groups"], "state": state})
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors = {"rng/torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng/cuda"] = torch.cuda.get_rng_state()
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    meta = {"numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "python": [py_state[0], list(py_state[1]), py_state[2]]}
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["rng/torch"])
+    if "rng/cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng/cuda"])
+    kind, keys, *rest = meta["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_checkpoint(run_dir: Path, step: int, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                    config: dict, extra: dict | None = None, keep: int = 2) -> Path:
+    """Write `run_dir/checkpoints/step_<step>/` atomically, point `latest.txt` at it, keep the newest `keep`."""
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step:08d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=root))
+    try:
+        for name, module in modules.items():
+            save_module(module, tmp / f"{name}.safetensors")
+        opt_tensors, opt_meta = _optimizer_state(optimizers)
+        rng_tensors, rng_meta = rng_state()
+        save_file({**opt_tensors, **rng_tensors}, str(tmp / "trainer_state.safetensors"))
+        write_json(tmp / "trainer_state.json", {"step": step, "optimizers": opt_meta, "rng": rng_meta, **(extra or {})})
+        write_json(tmp / "config.json", config)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(root / LATEST) as pointer:
+        pointer.write_text(final.name + "\n")
+    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    pointer = run_dir / "checkpoints" / LATEST
+    if not pointer.is_file():
+        return None
+    path = run_dir / "checkpoints" / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def load_checkpoint(path: Path, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    """Restore modules, optimizers and RNG states from a checkpoint folder; return its trainer state JSON."""
+    for name, module in modules.items():
+        load_module(module, path / f"{name}.safetensors")
+    tensors = load_tensors(path / "trainer_state.safetensors")
+    state = read_json(path / "trainer_state.json")
+    try:
+        _load_optimizer_state(optimizers, tensors, state["optimizers"])
+        set_rng_state(tensors, state["rng"])
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise FileError(path, f"trainer state does not match this run ({error})") from None
+    return state

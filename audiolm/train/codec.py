@@ -1,0 +1,169 @@
+"""Training the codec: reconstruction (multi-scale mel), commitment, and, after `disc_start_step`,
+hinge adversarial + feature-matching losses against STFT and waveform discriminators.
+
+Quantizer dropout: each example of a batch draws its number of levels (1..K, uniformly, with
+probability `quantizer_dropout`), from the step's generator, so one model serves every bitrate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from audiolm.codec.discriminators import DiscriminatorConfig, Discriminators
+from audiolm.codec.losses import (
+    LossWeights,
+    MultiScaleMelLoss,
+    feature_matching_loss,
+    hinge_discriminator_loss,
+    hinge_generator_loss,
+)
+from audiolm.codec.model import Codec, CodecConfig
+from audiolm.data.datasets import AudioClips, step_generator
+from audiolm.train.loop import OptimizerConfig, TrainConfig
+
+
+@dataclass(kw_only=True)
+class CodecDataConfig:
+    manifest: str = ""  # a manifest whose entries carry splits (e.g. from `audiolm data synth-speech`)
+    train_split: str = "train"
+    valid_split: str = "valid"
+    crop_seconds: float = 1.0
+    max_hours: float | None = None
+    valid_clips: int = 8
+    valid_seconds: float = 4.0
+
+
+@dataclass(kw_only=True)
+class CodecRunConfig:
+    data: CodecDataConfig = field(default_factory=CodecDataConfig)
+    model: CodecConfig = field(default_factory=CodecConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    codec_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    discriminator_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    quantizer_dropout: float = 1.0  # probability that an example uses a random number of levels
+    disc_start_step: int = 0  # adversarial training starts here (reconstruction-only warm-up before)
+
+
+class CodecTask:
+    def __init__(self, config: CodecRunConfig, train_clips: AudioClips | None = None, valid_clips: AudioClips | None = None,
+                 progress: bool = False) -> None:
+        self.config = config
+        data = config.data
+        self.train_clips = train_clips or AudioClips(data.manifest, config.model.sample_rate, data.train_split, data.max_hours, progress)
+        self.valid_clips = valid_clips
+        if self.valid_clips is None and data.valid_split:
+            try:
+                self.valid_clips = AudioClips(data.manifest, config.model.sample_rate, data.valid_split, progress=progress)
+            except Exception:  # no validation split: validation falls back to training audio
+                self.valid_clips = None
+        self.codec = Codec(config.model)
+        self.adversarial = config.losses.adversarial > 0 or config.losses.feature_matching > 0
+        self.discriminators = Discriminators(config.discriminator) if self.adversarial else None
+        self.mel_loss = MultiScaleMelLoss(config.model.sample_rate)
+        hop = config.model.hop_length
+        self.crop = max(hop, round(config.data.crop_seconds * config.model.sample_rate / hop) * hop)
+
+    def modules(self) -> dict[str, nn.Module]:
+        modules: dict[str, nn.Module] = {"codec": self.codec}
+        if self.discriminators is not None:
+            modules["discriminators"] = self.discriminators
+        return modules
+
+    def optimizers(self) -> dict[str, tuple[list[str], OptimizerConfig]]:
+        specs = {"codec": (["codec"], self.config.codec_optimizer)}
+        if self.discriminators is not None:
+            specs["discriminators"] = (["discriminators"], self.config.discriminator_optimizer)
+        return specs
+
+    def batch(self, step: int, start: int, stop: int) -> dict[str, torch.Tensor]:
+        generator = step_generator(self.config.train.seed, step)
+        size = self.config.train.batch_size
+        wav = self.train_clips.crops(size, self.crop, generator)
+        levels = self.config.model.num_codebooks
+        drop = torch.rand(size, generator=generator) < self.config.quantizer_dropout
+        random_levels = torch.randint(1, levels + 1, (size,), generator=generator)
+        num_quantizers = torch.where(drop, random_levels, torch.full((size,), levels))
+        return {"wav": wav[start:stop], "num_quantizers": num_quantizers[start:stop]}
+
+    def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
+        weights = self.config.losses
+        wav = batch["wav"]
+        out = models["codec"](wav, batch["num_quantizers"])
+        mel = self.mel_loss.to(wav.device)(out.wav, wav)
+        logs = {"codec/mel": mel.item(), "vq/commit": out.commit_loss.item()}
+        total = weights.mel * mel + weights.commitment * out.commit_loss
+        if self.discriminators is not None and step >= self.config.disc_start_step:
+            d_loss = hinge_discriminator_loss(models["discriminators"](wav), models["discriminators"](out.wav.detach()))
+            yield "discriminators", d_loss, {"disc/hinge": d_loss.item()}
+            real = self.discriminators(wav)  # the plain module: only the codec learns from these losses
+            fake = self.discriminators(out.wav)
+            adv, feat = hinge_generator_loss(fake), feature_matching_loss(real, fake)
+            total = total + weights.adversarial * adv + weights.feature_matching * feat
+            logs.update({"codec/adv": adv.item(), "codec/feat": feat.item()})
+        logs["codec/total"] = total.item()
+        yield "codec", total, logs
+
+    def validate(self, models: dict[str, nn.Module], step: int) -> dict[str, float]:
+        codec: Codec = models["codec"]
+        device = next(codec.parameters()).device
+        mel_loss = self.mel_loss.to(device)
+        clips_source = self.valid_clips or self.train_clips
+        clips = clips_source.fixed(self.config.data.valid_clips, int(self.config.data.valid_seconds * codec.sample_rate))
+        metrics: dict[str, float] = {}
+        levels = sorted({1, max(1, codec.num_codebooks // 3), codec.num_codebooks})
+        all_codes = []
+        for n in levels:
+            mel = 0.0
+            for wav in clips:
+                wav = wav.to(device)
+                codes = codec.encode(wav, n)
+                mel += float(mel_loss(codec.decode(codes)[..., : wav.shape[-1]], wav)) / len(clips)
+                if n == codec.num_codebooks:
+                    all_codes.append(codes)
+            metrics[f"mel@{codec.config.bitrate(n) / 1000:g}kbps"] = mel
+        stats = codec.quantizer.codebook_stats(torch.cat(all_codes, dim=-1))
+        for level, s in enumerate(stats, 1):
+            metrics[f"vq/usage_{level}"] = s["usage"]
+            metrics[f"vq/perplexity_{level}"] = s["perplexity"]
+        return metrics
+
+    def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:
+        models["codec"].save(run_dir / "model")
+
+
+def run_config_dict(config: CodecRunConfig) -> dict:
+    return {"kind": "codec-run", **asdict(config)}
+
+
+PRESETS = Path(__file__).resolve().parents[2] / "configs" / "codec"
+
+
+def resolve_preset(preset: str) -> Path:
+    """A preset name (tiny, small, base) or a path to a YAML file."""
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return PRESETS / f"{preset}.yaml"
+
+
+def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
+                stop_after: int | None = None):
+    """Train (or resume) a codec from a preset and `key=value` overrides into `run_dir`; the final model
+    lands in `run_dir/model/`."""
+    from audiolm.errors import AudiolmError
+    from audiolm.train.config import load_config
+    from audiolm.train.loop import train
+
+    config = load_config(CodecRunConfig, resolve_preset(preset), overrides)
+    if not config.data.manifest:
+        raise AudiolmError("no training data: pass --manifest (or data.manifest=...)")
+    torch.manual_seed(config.train.seed)  # the models' initial weights
+    task = CodecTask(config, progress=progress)
+    return train(task, config.train, run_dir, run_config_dict(config), progress=progress, stop_after=stop_after)

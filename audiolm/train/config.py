@@ -1,0 +1,106 @@
+"""Configs as dataclasses, filled from YAML presets and `key=value` overrides; unknown keys are errors.
+
+A preset is a YAML mapping whose top-level keys name the fields of a run config (itself a dataclass
+of dataclasses). `load_config(RunConfig, "configs/codec/tiny.yaml", ["train.steps=10"])` returns a
+validated instance; `to_dict` gives the resolved config that every run saves beside its outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from audiolm.errors import AudiolmError, FileError
+
+T = TypeVar("T")
+
+
+def to_dict(config: Any) -> dict:
+    """A dataclass (nested) as plain JSON-able data; tuples become lists."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], data: dict, where: str = "") -> T:
+    """Build dataclass `cls` from `data`, recursing into nested dataclasses; unknown keys raise."""
+    if not isinstance(data, dict):
+        raise AudiolmError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise AudiolmError(f"{where or cls.__name__}: unknown keys {unknown}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise AudiolmError(f"{where or cls.__name__}: {error}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where) if len(args) == 1 else value
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        return tuple(_coerce(inner, v, where) for v in value)
+    if origin is dict and isinstance(value, dict):
+        _, inner = typing.get_args(hint) or (Any, Any)
+        return {k: _coerce(inner, v, f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML 1.1 reads "3e-4" as a string
+        except ValueError:
+            raise AudiolmError(f"{where}: expected a number, got {value!r}") from None
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise AudiolmError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `a.b=value` overrides (values parsed as YAML) to nested dict `data`, in place."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise AudiolmError(f"override {item!r}: expected key=value, e.g. train.steps=100")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise AudiolmError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileError(path, "no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise FileError(path, f"not valid YAML ({' '.join(str(error).split())})") from None
+    if not isinstance(data, dict):
+        raise FileError(path, "a config must be a YAML mapping")
+    return data
+
+
+def load_config(cls: type[T], preset: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """`cls` from a YAML preset (optional) and overrides; defaults fill what neither names."""
+    data = read_yaml(preset) if preset else {}
+    apply_overrides(data, overrides or [])
+    where = Path(preset).name if preset else cls.__name__
+    return from_dict(cls, data, where)

@@ -1,0 +1,280 @@
+"""The one training loop, shared by every trainer (codec, semantic encoder, the three LM stages).
+
+A `Task` owns the models, the data and the losses; the loop owns everything else: devices, DDP
+(torchrun: gloo on CPU, NCCL on GPU), bf16 autocast on GPU, gradient accumulation and clipping, the
+learning-rate schedule, periodic validation, JSONL + TensorBoard logs, a progress bar, and
+checkpoints that resume exactly after a kill.
+
+Each step, `task.losses(batch, models, step)` yields `(optimizer, loss, logs)` in order; the loop
+back-propagates each loss into that optimizer's parameters only and, on the last micro-batch, clips and
+steps it before the task computes the next loss (so a GAN's generator sees the updated discriminator).
+Batches are drawn from the step number (`task.batch(step, start, stop)` returns examples start..stop of
+the step's global batch), so a resumed or distributed run sees exactly the data of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from audiolm.errors import AudiolmError
+from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+@dataclass(kw_only=True)
+class OptimizerConfig:
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    weight_decay: float = 0.0
+    clip_grad_norm: float = 1.0  # 0 turns clipping off
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.clip_grad_norm < 0:
+            raise ValueError("lr must be positive and clip_grad_norm non-negative")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16  # global, across processes and accumulation
+    grad_accum: int = 1
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # "cosine" | "constant"
+    min_lr_ratio: float = 0.1
+    precision: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU) | "fp32" | "bf16"
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    num_threads: int = 0  # CPU threads per process; 0 leaves torch's default
+    log_every: int = 10
+    valid_every: int = 200
+    save_every: int = 200
+    keep_checkpoints: int = 2
+    seed: int = 0
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("steps, batch_size and grad_accum must be at least 1")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+
+class Task(Protocol):
+    def modules(self) -> dict[str, nn.Module]: ...
+
+    def optimizers(self) -> dict[str, tuple[list[str], OptimizerConfig]]:
+        """Optimizer name -> (the names of the modules it trains, its settings)."""
+        ...
+
+    def batch(self, step: int, start: int, stop: int) -> Any:
+        """Examples start..stop of step `step`'s global batch (on CPU; the loop moves tensors)."""
+        ...
+
+    def losses(self, batch: Any, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]: ...
+
+    def validate(self, models: dict[str, nn.Module], step: int) -> dict[str, float]: ...
+
+    def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:
+        """Write the user-facing model (e.g. model.safetensors + config.json) at the end of training."""
+        ...
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if world > 1:
+            return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        return cls()
+
+
+@dataclass
+class TrainResult:
+    step: int
+    logs: list[dict] = field(default_factory=list)
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return 1.0
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise AudiolmError("device=cuda asked for, but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to(v, device) for k, v in batch.items()}
+    return batch
+
+
+def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict, progress: bool = True,
+          stop_after: int | None = None) -> TrainResult:
+    """Train `task` into `run_dir`, resuming from its latest checkpoint; `stop_after` ends early (for tests)."""
+    run_dir = Path(run_dir)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    probe = _device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    world = Distributed.from_env(probe)
+    device = _device(config.device, world.local_rank)
+    if config.batch_size % (world.world * config.grad_accum):
+        raise AudiolmError(f"batch_size {config.batch_size} must divide by processes x grad_accum = {world.world * config.grad_accum}")
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
+    torch.manual_seed(config.seed)
+
+    modules = {name: m.to(device) for name, m in task.modules().items()}
+    opt_specs = task.optimizers()
+    params = {name: [p for m in names for p in modules[m].parameters() if p.requires_grad] for name, (names, _) in opt_specs.items()}
+    optimizers = {
+        name: torch.optim.AdamW(params[name], lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
+        for name, (_, spec) in opt_specs.items()
+    }
+    start = 0
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None:
+        start = int(load_checkpoint(checkpoint, modules, optimizers)["step"])
+    wrapped = {
+        name: DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
+        if world.world > 1 and any(p.requires_grad for p in m.parameters()) else m
+        for name, m in modules.items()
+    }
+    logger = _Logger(run_dir, config, enabled=world.main)
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+    per_rank = config.batch_size // world.world
+    micro = per_rank // config.grad_accum
+    end = config.steps if stop_after is None else min(config.steps, stop_after)
+    bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not (progress and world.main))
+    result = TrainResult(step=start)
+    for step in range(start, end):
+        t0 = time.perf_counter()
+        for name, optimizer in optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = opt_specs[name][1].lr * lr_factor(step, config)
+        totals: dict[str, float] = {}
+        for k in range(config.grad_accum):
+            first = world.rank * per_rank + k * micro
+            batch = _to(task.batch(step, first, first + micro), device)
+            last = k == config.grad_accum - 1
+            sync = contextlib.ExitStack()
+            if not last:
+                for m in wrapped.values():
+                    if isinstance(m, DistributedDataParallel):
+                        sync.enter_context(m.no_sync())
+            with sync, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                for name, loss, logs in task.losses(batch, wrapped, step):
+                    (loss / config.grad_accum).backward(inputs=params[name])
+                    for key, value in logs.items():
+                        totals[key] = totals.get(key, 0.0) + value / config.grad_accum
+                    if last:
+                        totals[f"grad_norm/{name}"] = _step(optimizers[name], params[name], opt_specs[name][1].clip_grad_norm)
+        step_time = time.perf_counter() - t0
+        result.step = step + 1
+        if world.main and ((step + 1) % config.log_every == 0 or step + 1 == end):
+            record = {"step": step + 1, "lr": lr_factor(step, config), "time/step_s": step_time, **totals}
+            logger.log(record)
+            result.logs.append(record)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in totals.items() if not k.startswith("grad_norm")}, refresh=False)
+        bar.update(1)
+        if (step + 1) % config.valid_every == 0 or step + 1 == config.steps:
+            _validate(task, modules, step + 1, world, logger, result)
+        if (step + 1) % config.save_every == 0 or step + 1 == end:
+            if world.main:
+                save_checkpoint(run_dir, step + 1, modules, optimizers, run_config, keep=config.keep_checkpoints)
+            if world.world > 1:
+                dist.barrier()
+    bar.close()
+    if result.step == config.steps and world.main:
+        task.export(modules, run_dir)
+    logger.close()
+    return result
+
+
+def _step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], clip: float) -> float:
+    norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+def _validate(task: Task, modules: dict[str, nn.Module], step: int, world: Distributed, logger: _Logger, result: TrainResult) -> None:
+    if world.main:
+        for m in modules.values():
+            m.eval()
+        with torch.no_grad():
+            metrics = {f"valid/{k}": v for k, v in task.validate(modules, step).items()}
+        for m in modules.values():
+            m.train()
+        record = {"step": step, **metrics}
+        logger.log(record)
+        result.logs.append(record)
+    if world.world > 1:
+        dist.barrier()
+
+
+class _Logger:
+    """JSONL (`run_dir/log.jsonl`) and, when available, TensorBoard (`run_dir/tensorboard/`)."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig, enabled: bool) -> None:
+        self.enabled, self.path, self.writer = enabled, run_dir / "log.jsonl", None
+        if enabled and config.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional; JSONL always works
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, record["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,74 @@
+"""The shared training loop on the tiny codec: it learns, resumes exactly, and DDP equals one process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from audiolm.train.codec import train_codec
+from tests.helpers_codec import tone_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return tone_manifest(tmp_path_factory.mktemp("tones"))
+
+
+def weights(run_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    folder = run_dir / "checkpoints" / f"step_{step:08d}"
+    discriminators = load_file(str(folder / "discriminators.safetensors"))
+    return {**load_file(str(folder / "codec.safetensors")), **{f"d/{k}": v for k, v in discriminators.items()}}
+
+
+def test_tiny_codec_lowers_its_reconstruction_loss(manifest, tmp_path):
+    overrides = [f"data.manifest={manifest}", "train.steps=30", "train.batch_size=8", "train.log_every=1", "train.valid_every=30",
+                 "train.save_every=30", "train.warmup_steps=1", "codec_optimizer.lr=3e-3", "disc_start_step=1000", "train.num_threads=1"]
+    result = train_codec("tiny", tmp_path / "run", overrides, progress=False)
+    mels = [r["codec/mel"] for r in result.logs if "codec/mel" in r]
+    assert len(mels) == 30
+    assert sum(mels[-5:]) / 5 < 0.7 * sum(mels[:5]) / 5
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    valid = [r for r in records if "valid/vq/perplexity_1" in r]
+    assert valid and valid[-1]["valid/vq/usage_1"] > 0
+
+
+def test_resume_after_a_kill_gives_the_same_weights(manifest, tmp_path):
+    common = [f"data.manifest={manifest}", "train.steps=6", "train.save_every=2", "disc_start_step=2", "train.num_threads=1"]
+    train_codec("tiny", tmp_path / "straight", common, progress=False)
+    train_codec("tiny", tmp_path / "killed", common, progress=False, stop_after=3)  # checkpoint at step 3, then "killed"
+    assert (tmp_path / "killed" / "checkpoints" / "latest.txt").read_text().strip() == "step_00000003"
+    train_codec("tiny", tmp_path / "killed", common, progress=False)  # resumes from step 3
+    a, b = weights(tmp_path / "straight", 6), weights(tmp_path / "killed", 6)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_torchrun_processes_match_one_process(manifest, tmp_path):
+    common = [f"data.manifest={manifest}", "train.steps=2", "train.batch_size=4", "train.save_every=2", "disc_start_step=1",
+              "train.num_threads=1", "train.valid_every=1000"]
+    train_codec("tiny", tmp_path / "one", common, progress=False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(_free_port()), "-m", "audiolm.cli.main", "codec", "train", "--config", "tiny",
+               "-o", str(tmp_path / "two"), "--quiet", *common]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = weights(tmp_path / "one", 2), weights(tmp_path / "two", 2)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)

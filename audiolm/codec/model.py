@@ -47,7 +47,7 @@ class CodecConfig:
     decoder_layers: int = 8  # istft
     n_fft_multiple: int = 4  # istft: n_fft = hop_length * this
     ema_decay: float = 0.99
-    dead_code_threshold: float = 2.0
+    dead_code_threshold: float = 0.1  # restart codes used less than this fraction of the average code
 
     def __post_init__(self) -> None:
         if self.decoder not in ("istft", "seanet"):
@@ -91,7 +91,7 @@ class Codec(nn.Module):
         self.config = config
         self.encoder = SEANetEncoder(config.encoder_channels, config.latent_dim, config.strides, config.encoder_residual_units)
         self.quantizer = ResidualVQ(config.latent_dim, config.num_codebooks, config.codebook_size,
-                                    decay=config.ema_decay, threshold_dead=config.dead_code_threshold)
+                                    decay=config.ema_decay, threshold_dead=config.dead_code_threshold, relative_dead=True)
         if config.decoder == "istft":
             self.decoder: nn.Module = VocosDecoder(config.latent_dim, config.decoder_dim, config.decoder_layers,
                                                    config.hop_length, config.hop_length * config.n_fft_multiple)

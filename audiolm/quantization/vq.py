@@ -17,6 +17,9 @@ A training-mode `forward` does, in order:
    and `embed_sum = vector * threshold_dead` so that the next EMA update keeps them where they were put. A restarted
    code that then gets fewer than `threshold_dead` vectors per batch goes on being restarted. With
    `threshold_dead=0` nothing is restarted, and codes that get no vectors shrink towards 0 under the smoothing.
+   With `relative_dead=True` the threshold is `threshold_dead` times the average count per code of the batch
+   (its unmasked vectors / codebook size), so that one setting suits any batch size: small batches have fewer
+   vectors than codes, and an absolute threshold of 2 would then restart nearly every code at every step.
 
 Distributed (torch.distributed initialised, world size > 1): counts and sums are all-reduced (SUM) before the update,
 and the vectors for k-means and restarts are all-gathered in rank order. Random choices use a `torch.Generator`
@@ -116,7 +119,7 @@ class VectorQuantizer(nn.Module):
     """
 
     def __init__(self, dim: int, codebook_size: int, decay: float = 0.99, epsilon: float = 1e-5, threshold_dead: float = 2.0,
-                 kmeans_iters: int = 10, seed: int = 0) -> None:
+                 kmeans_iters: int = 10, seed: int = 0, relative_dead: bool = False) -> None:
         super().__init__()
         if dim < 1 or codebook_size < 1:
             raise ValueError(f"dim and codebook_size must be positive, got {dim} and {codebook_size}")
@@ -129,6 +132,7 @@ class VectorQuantizer(nn.Module):
         self.decay = decay
         self.epsilon = epsilon
         self.threshold_dead = threshold_dead
+        self.relative_dead = relative_dead
         self.kmeans_iters = kmeans_iters
         self.seed = seed
         self.register_buffer("codebook", torch.randn(codebook_size, dim))
@@ -219,11 +223,12 @@ class VectorQuantizer(nn.Module):
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
         self.codebook.copy_(self.embed_sum / smoothed[:, None])
-        return self._restart_dead(flat, mask, generator)
+        threshold = self.threshold_dead * float(counts.sum()) / self.codebook_size if self.relative_dead else self.threshold_dead
+        return self._restart_dead(flat, mask, generator, threshold)
 
     @torch.no_grad()
-    def _restart_dead(self, flat: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> int:
-        dead = self.cluster_size < self.threshold_dead  # [N], identical on every rank
+    def _restart_dead(self, flat: torch.Tensor, mask: torch.Tensor, generator: torch.Generator, threshold: float) -> int:
+        dead = self.cluster_size < threshold  # [N], identical on every rank
         num_dead = int(dead.sum())
         if num_dead == 0:
             return 0
@@ -232,6 +237,6 @@ class VectorQuantizer(nn.Module):
             return 0
         new = sample_vectors(vectors, num_dead, generator)  # [num_dead, D]
         self.codebook[dead] = new
-        self.embed_sum[dead] = new * self.threshold_dead
-        self.cluster_size[dead] = self.threshold_dead
+        self.embed_sum[dead] = new * threshold
+        self.cluster_size[dead] = threshold
         return num_dead

@@ -153,6 +153,23 @@ def resolve_preset(preset: str) -> Path:
     return PRESETS / f"{preset}.yaml"
 
 
+def load_codec_from_run(run_dir: str | Path) -> Codec:
+    """The codec of a training run's latest checkpoint (for evaluating before training ends)."""
+    from audiolm.errors import AudiolmError
+    from audiolm.train.checkpoint import latest_checkpoint, load_module, read_json
+    from audiolm.train.config import from_dict
+
+    run_dir = Path(run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise AudiolmError(f"{run_dir}: no checkpoint in this run folder")
+    data = read_json(checkpoint / "config.json")
+    data.pop("kind", None)
+    config = from_dict(CodecRunConfig, data, str(checkpoint / "config.json"))
+    codec = load_module(Codec(config.model), checkpoint / "codec.safetensors")
+    return codec.eval()
+
+
 def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
                 stop_after: int | None = None):
     """Train (or resume) a codec from a preset and `key=value` overrides into `run_dir`; the final model

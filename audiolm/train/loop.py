@@ -63,6 +63,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     seed: int = 0
     tensorboard: bool = True
+    stop_after_minutes: float = 0.0  # > 0: checkpoint and stop after this much wall time (resume later)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -185,6 +186,7 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
     end = config.steps if stop_after is None else min(config.steps, stop_after)
     bar = tqdm(total=config.steps, initial=start, desc="train", unit="step", disable=not (progress and world.main))
     result = TrainResult(step=start)
+    began = time.monotonic()
     for step in range(start, end):
         t0 = time.perf_counter()
         for name, optimizer in optimizers.items():
@@ -217,16 +219,29 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
         bar.update(1)
         if (step + 1) % config.valid_every == 0 or step + 1 == config.steps:
             _validate(task, modules, step + 1, world, logger, result)
-        if (step + 1) % config.save_every == 0 or step + 1 == end:
+        out_of_time = _out_of_time(began, config.stop_after_minutes, world)
+        if (step + 1) % config.save_every == 0 or step + 1 == end or out_of_time:
             if world.main:
                 save_checkpoint(run_dir, step + 1, modules, optimizers, run_config, keep=config.keep_checkpoints)
             if world.world > 1:
                 dist.barrier()
+        if out_of_time:
+            break
     bar.close()
     if result.step == config.steps and world.main:
         task.export(modules, run_dir)
     logger.close()
     return result
+
+
+def _out_of_time(began: float, minutes: float, world: Distributed) -> bool:
+    """Whether the time budget is spent; every process follows rank 0's clock."""
+    if minutes <= 0:
+        return False
+    flag = torch.tensor([float(time.monotonic() - began > minutes * 60)])
+    if world.world > 1:
+        dist.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], clip: float) -> float:

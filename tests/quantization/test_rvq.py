@@ -265,3 +265,19 @@ def test_distributed_matches_single_process_on_global_batch(tmp_path: Path):
         assert state.keys() == single.keys()
         for name, buffer in single.items():
             assert torch.allclose(state[name].to(buffer.dtype), buffer, atol=1e-6), (rank, name)
+
+
+def test_relative_dead_threshold_keeps_used_codes_with_small_batches():
+    """With fewer vectors per batch than codes, an absolute threshold restarts nearly every code at every
+    step; the relative one restarts only the codes that go unused."""
+    torch.manual_seed(0)
+    centres = torch.randn(16, 8) * 3
+    absolute = VectorQuantizer(8, 256, threshold_dead=2.0, seed=1).train()
+    relative = VectorQuantizer(8, 256, threshold_dead=0.1, relative_dead=True, seed=1).train()
+    restarts = {"absolute": [], "relative": []}
+    for step in range(60):
+        x = (centres[torch.randint(0, 16, (64,))] + 0.05 * torch.randn(64, 8)).T[None]  # [1, 8, 64]: 64 vectors, 256 codes
+        restarts["absolute"].append(absolute(x).num_restarted)
+        restarts["relative"].append(relative(x).num_restarted)
+    assert sum(restarts["absolute"][-20:]) > 20 * 200
+    assert sum(restarts["relative"][-20:]) < 0.1 * sum(restarts["absolute"][-20:])

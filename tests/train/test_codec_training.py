@@ -72,3 +72,15 @@ def test_two_torchrun_processes_match_one_process(manifest, tmp_path):
     a, b = weights(tmp_path / "one", 2), weights(tmp_path / "two", 2)
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)
+
+
+def test_a_time_budget_checkpoints_and_the_run_can_be_evaluated(manifest, tmp_path):
+    from audiolm.train.codec import load_codec_from_run
+
+    common = [f"data.manifest={manifest}", "train.steps=50", "train.stop_after_minutes=0.0001", "train.num_threads=1"]
+    result = train_codec("tiny", tmp_path / "run", common, progress=False)
+    assert result.step == 1
+    assert (tmp_path / "run" / "checkpoints" / "latest.txt").read_text().strip() == "step_00000001"
+    assert not (tmp_path / "run" / "model").exists()  # unfinished: no export yet
+    codec = load_codec_from_run(tmp_path / "run")
+    assert codec.encode(torch.zeros(1, 1, 640)).shape == (1, 4, 2)

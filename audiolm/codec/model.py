@@ -1,12 +1,14 @@
-"""The codec (SoundStream): a causal conv encoder, a residual vector quantizer and a decoder.
+"""The codec (SoundStream): a causal encoder, a residual vector quantizer and a decoder.
 
     codes = codec.encode(wav)        # wav [B, 1, L] at 16 kHz -> codes [B, K, T], T = L / hop_length
     wav = codec.decode(codes)        # codes [B, K', T] (any K' <= K levels) -> wav [B, 1, T * hop_length]
 
 With strides 2-4-5-8 the hop is 320 samples (50 frames/s); each level of 1024 codes costs 500 bit/s,
 so 12 levels are 6 kbps and quantizer dropout in training lets one model decode 1 to 12 levels.
-The decoder is either the SEANet mirror of the encoder ("seanet") or a frame-rate ConvNeXt stack with an
-inverse-STFT head ("istft", as in Vocos); benchmarks/bench_codec_decoders.py compares them.
+The encoder is SoundStream's SEANet ("seanet": strided causal convolutions) or a frame-rate ConvNeXt
+on a causal STFT ("stft"); the decoder is the SEANet mirror ("seanet": transposed convolutions) or a
+frame-rate ConvNeXt with an inverse-STFT head ("istft", as in Vocos). benchmarks/bench_codec_architectures.py
+compares them at equal CPU time.
 Models are stored as `model.safetensors` + `config.json` (`save` / `Codec.load`).
 """
 
@@ -23,6 +25,7 @@ from torch import nn
 
 from audiolm.codec.conv import remove_weight_norm
 from audiolm.codec.seanet import SEANetDecoder, SEANetEncoder
+from audiolm.codec.spectral import STFTEncoder
 from audiolm.codec.vocos import VocosDecoder
 from audiolm.errors import FileError
 from audiolm.files import write_json
@@ -34,9 +37,12 @@ from audiolm.train.config import from_dict
 @dataclass(kw_only=True)
 class CodecConfig:
     sample_rate: int = 16000
-    strides: tuple[int, ...] = (2, 4, 5, 8)
-    encoder_channels: int = 16
-    encoder_residual_units: int = 1
+    strides: tuple[int, ...] = (2, 4, 5, 8)  # hop_length = their product
+    encoder: str = "stft"  # "stft" | "seanet"
+    encoder_channels: int = 16  # seanet
+    encoder_residual_units: int = 1  # seanet
+    encoder_dim: int = 256  # stft
+    encoder_layers: int = 4  # stft
     latent_dim: int = 128
     num_codebooks: int = 12
     codebook_size: int = 1024
@@ -50,6 +56,8 @@ class CodecConfig:
     dead_code_threshold: float = 0.1  # restart codes used less than this fraction of the average code
 
     def __post_init__(self) -> None:
+        if self.encoder not in ("stft", "seanet"):
+            raise ValueError(f"encoder must be stft or seanet, got {self.encoder!r}")
         if self.decoder not in ("istft", "seanet"):
             raise ValueError(f"decoder must be istft or seanet, got {self.decoder!r}")
         if self.num_codebooks < 1 or self.codebook_size < 2 or not self.strides:
@@ -89,7 +97,11 @@ class Codec(nn.Module):
     def __init__(self, config: CodecConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = SEANetEncoder(config.encoder_channels, config.latent_dim, config.strides, config.encoder_residual_units)
+        if config.encoder == "stft":
+            self.encoder: nn.Module = STFTEncoder(config.hop_length, 2 * config.hop_length, config.encoder_dim, config.encoder_layers,
+                                                  config.latent_dim)
+        else:
+            self.encoder = SEANetEncoder(config.encoder_channels, config.latent_dim, config.strides, config.encoder_residual_units)
         self.quantizer = ResidualVQ(config.latent_dim, config.num_codebooks, config.codebook_size,
                                     decay=config.ema_decay, threshold_dead=config.dead_code_threshold, relative_dead=True)
         if config.decoder == "istft":

@@ -9,7 +9,8 @@ from audiolm.codec.codes_file import load_codes
 from audiolm.codec.model import Codec, CodecConfig
 from tests.conftest import write_sine
 
-TINY = dict(encoder_channels=4, latent_dim=16, num_codebooks=4, codebook_size=32, decoder_dim=32, decoder_layers=1)
+TINY = dict(encoder_dim=16, encoder_layers=1, encoder_channels=4, latent_dim=16,
+             num_codebooks=4, codebook_size=32, decoder_dim=32, decoder_layers=1)
 
 
 @pytest.fixture

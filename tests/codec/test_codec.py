@@ -7,13 +7,15 @@ from audiolm.codec.codes_file import load_codes, save_codes
 from audiolm.codec.model import Codec, CodecConfig
 from audiolm.errors import FileError
 
-TINY = dict(encoder_channels=4, latent_dim=16, num_codebooks=4, codebook_size=32, decoder_dim=32, decoder_layers=2)
+TINY = dict(encoder_dim=16, encoder_layers=1, encoder_channels=4, latent_dim=16,
+             num_codebooks=4, codebook_size=32, decoder_dim=32, decoder_layers=2)
 
 
-@pytest.fixture(params=["istft", "seanet"])
+@pytest.fixture(params=[("stft", "istft"), ("seanet", "seanet")], ids=lambda p: "+".join(p))
 def codec(request):
     torch.manual_seed(0)
-    return Codec(CodecConfig(**TINY, decoder=request.param, decoder_channels=4)).eval()
+    encoder, decoder = request.param
+    return Codec(CodecConfig(**TINY, encoder=encoder, decoder=decoder, decoder_channels=4)).eval()
 
 
 def test_shapes_rates_and_bitrates(codec):

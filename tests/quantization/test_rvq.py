@@ -275,7 +275,7 @@ def test_relative_dead_threshold_keeps_used_codes_with_small_batches():
     absolute = VectorQuantizer(8, 256, threshold_dead=2.0, seed=1).train()
     relative = VectorQuantizer(8, 256, threshold_dead=0.1, relative_dead=True, seed=1).train()
     restarts = {"absolute": [], "relative": []}
-    for step in range(60):
+    for _ in range(60):
         x = (centres[torch.randint(0, 16, (64,))] + 0.05 * torch.randn(64, 8)).T[None]  # [1, 8, 64]: 64 vectors, 256 codes
         restarts["absolute"].append(absolute(x).num_restarted)
         restarts["relative"].append(relative(x).num_restarted)

@@ -153,6 +153,17 @@ def cmd_codec_train(args: argparse.Namespace) -> None:
     print(f"trained to step {result.step}; run in {args.output} (model in {Path(args.output) / 'model'} when finished)")
 
 
+def cmd_codec_export(args: argparse.Namespace) -> None:
+    import torch
+
+    from audiolm.train.codec import load_codec_from_run
+
+    codec = load_codec_from_run(args.run)
+    codec.save(args.output, dtype=torch.float16 if args.fp16 else None)
+    size = (Path(args.output) / "model.safetensors").stat().st_size / 1e6
+    print(f"wrote {args.output} ({size:.1f} MB{', fp16' if args.fp16 else ''}) from the latest checkpoint of {args.run}")
+
+
 def _codebooks(args: argparse.Namespace, codec) -> int | None:
     if args.num_codebooks and args.bitrate:
         raise AudiolmError("give --num-codebooks or --bitrate, not both")
@@ -278,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
     p.set_defaults(func=cmd_codec_train)
+    p = codec.add_parser("export", help="write a run's latest checkpoint as an inference model (model.safetensors + config.json)")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    p.set_defaults(func=cmd_codec_export)
     for action, helptext in (("encode", "audio file -> .codes file"), ("decode", ".codes file -> wav")):
         p = codec.add_parser(action, help=helptext)
         p.add_argument("input")

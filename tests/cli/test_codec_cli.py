@@ -67,3 +67,16 @@ def test_bad_inputs_fail_with_one_line(model_dir, tmp_path, capsys):
 def test_train_without_data_fails_clearly(tmp_path, capsys):
     code, _, err = run(capsys, "codec", "train", "--config", "tiny", "-o", tmp_path / "run")
     assert code == 1 and "no training data" in err
+
+
+def test_export_from_a_run_and_missing_run(tmp_path, capsys):
+    from tests.helpers_codec import tone_manifest
+
+    manifest = tone_manifest(tmp_path / "tones", count=3)
+    assert run(capsys, "codec", "train", "--config", "tiny", "--manifest", manifest, "-o", tmp_path / "run", "--quiet",
+               "--stop-after", "2", "train.num_threads=1")[0] == 0
+    code, out, _ = run(capsys, "codec", "export", tmp_path / "run", "-o", tmp_path / "model", "--fp16")
+    assert code == 0 and "fp16" in out
+    assert Codec.load(tmp_path / "model").encode(torch.zeros(1, 1, 640)).shape == (1, 4, 2)
+    code, _, err = run(capsys, "codec", "export", tmp_path / "nothing", "-o", tmp_path / "m2")
+    assert code == 1 and "no checkpoint" in err

@@ -48,6 +48,7 @@ class CodecRunConfig:
     codec_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     discriminator_optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     quantizer_dropout: float = 1.0  # probability that an example uses a random number of levels
+    init_from: str = ""  # a codec folder (model.safetensors + config.json) to start from, e.g. to continue the bundled one
     disc_start_step: int = 0  # adversarial training starts here (reconstruction-only warm-up before)
 
 
@@ -174,7 +175,9 @@ def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = 
                 stop_after: int | None = None):
     """Train (or resume) a codec from a preset and `key=value` overrides into `run_dir`; the final model
     lands in `run_dir/model/`."""
+    from audiolm.codec.conv import remove_weight_norm
     from audiolm.errors import AudiolmError
+    from audiolm.train.checkpoint import latest_checkpoint, load_module
     from audiolm.train.config import load_config
     from audiolm.train.loop import train
 
@@ -183,4 +186,8 @@ def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = 
         raise AudiolmError("no training data: pass --manifest (or data.manifest=...)")
     torch.manual_seed(config.train.seed)  # the models' initial weights
     task = CodecTask(config, progress=progress)
+    if config.init_from:
+        remove_weight_norm(task.codec)  # saved models are folded; fine-tuning goes on without weight norm
+        if latest_checkpoint(Path(run_dir)) is None:
+            load_module(task.codec, Path(config.init_from) / "model.safetensors")
     return train(task, config.train, run_dir, run_config_dict(config), progress=progress, stop_after=stop_after)

@@ -3,7 +3,7 @@
 A `Task` owns the models, the data and the losses; the loop owns everything else: devices, DDP
 (torchrun: gloo on CPU, NCCL on GPU), bf16 autocast on GPU, gradient accumulation and clipping, the
 learning-rate schedule, periodic validation, JSONL + TensorBoard logs, a progress bar, and
-checkpoints that resume exactly after a kill.
+checkpoints that resume exactly after a kill; `curves.png` in the run folder is redrawn at each validation.
 
 Each step, `task.losses(batch, models, step)` yields `(optimizer, loss, logs)` in order; the loop
 back-propagates each loss into that optimizer's parameters only and, on the last micro-batch, clips and
@@ -31,7 +31,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from audiolm.errors import AudiolmError
+from audiolm.files import write_text
 from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from audiolm.train.plot import plot_log
 
 
 @dataclass(kw_only=True)
@@ -177,7 +179,7 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
         if world.world > 1 and any(p.requires_grad for p in m.parameters()) else m
         for name, m in modules.items()
     }
-    logger = _Logger(run_dir, config, enabled=world.main)
+    logger = _Logger(run_dir, config, enabled=world.main, resume_step=start)
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
@@ -262,6 +264,7 @@ def _validate(task: Task, modules: dict[str, nn.Module], step: int, world: Distr
         record = {"step": step, **metrics}
         logger.log(record)
         result.logs.append(record)
+        plot_log(logger.path, logger.path.with_name("curves.png"))
     if world.world > 1:
         dist.barrier()
 
@@ -269,8 +272,12 @@ def _validate(task: Task, modules: dict[str, nn.Module], step: int, world: Distr
 class _Logger:
     """JSONL (`run_dir/log.jsonl`) and, when available, TensorBoard (`run_dir/tensorboard/`)."""
 
-    def __init__(self, run_dir: Path, config: TrainConfig, enabled: bool) -> None:
+    def __init__(self, run_dir: Path, config: TrainConfig, enabled: bool, resume_step: int = 0) -> None:
         self.enabled, self.path, self.writer = enabled, run_dir / "log.jsonl", None
+        if enabled and self.path.is_file():  # drop what a killed run logged after its last checkpoint
+            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            write_text(self.path, "".join(line + "\n" for line in kept))
         if enabled and config.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter

@@ -84,3 +84,16 @@ def test_a_time_budget_checkpoints_and_the_run_can_be_evaluated(manifest, tmp_pa
     assert not (tmp_path / "run" / "model").exists()  # unfinished: no export yet
     codec = load_codec_from_run(tmp_path / "run")
     assert codec.encode(torch.zeros(1, 1, 640)).shape == (1, 4, 2)
+
+
+def test_init_from_an_exported_codec(manifest, tmp_path):
+    from audiolm.codec.model import Codec
+
+    common = [f"data.manifest={manifest}", "train.steps=2", "train.num_threads=1"]
+    train_codec("tiny", tmp_path / "first", common, progress=False)
+    exported = Codec.load(tmp_path / "first" / "model")
+    train_codec("tiny", tmp_path / "second", [*common, f"init_from={tmp_path / 'first' / 'model'}", "train.steps=1",
+                                               "codec_optimizer.lr=1e-12"], progress=False)
+    state = load_file(str(tmp_path / "second" / "checkpoints" / "step_00000001" / "codec.safetensors"))
+    for name, tensor in exported.encoder.state_dict().items():
+        torch.testing.assert_close(state[f"encoder.{name}"], tensor, atol=1e-6, rtol=0)

@@ -33,6 +33,8 @@ from audiolm.quantization import ResidualVQ
 from audiolm.train.checkpoint import load_module, read_json, save_module
 from audiolm.train.config import from_dict
 
+TRAINING_ONLY = ("embed_sum", "cluster_size")  # EMA statistics of the codebooks: not needed to encode or decode
+
 
 @dataclass(kw_only=True)
 class CodecConfig:
@@ -175,7 +177,7 @@ class Codec(nn.Module):
         folded = Codec(self.config)
         folded.load_state_dict({k: v.detach().cpu() for k, v in self.state_dict().items()})
         folded.for_inference()
-        save_module(folded, folder / "model.safetensors", dtype=dtype, metadata={"config_hash": self.config.hash()})
+        save_module(folded, folder / "model.safetensors", dtype=dtype, metadata={"config_hash": self.config.hash()}, skip=TRAINING_ONLY)
         write_json(folder / "config.json", {"kind": "codec", **asdict(self.config)})
         return folder
 
@@ -188,5 +190,5 @@ class Codec(nn.Module):
             raise FileError(folder / "config.json", "is not a codec config")
         config = from_dict(CodecConfig, config_data, str(folder / "config.json"))
         codec = cls(config).for_inference()
-        load_module(codec, folder / "model.safetensors")
+        load_module(codec, folder / "model.safetensors", optional=TRAINING_ONLY)
         return codec.to(device)

@@ -28,10 +28,14 @@ from audiolm.files import atomic_path, write_json
 LATEST = "latest.txt"
 
 
-def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None, metadata: dict | None = None) -> Path:
-    """Write a module's state (parameters and buffers) as safetensors, optionally cast (e.g. fp16)."""
+def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None = None, metadata: dict | None = None,
+                skip: tuple[str, ...] = ()) -> Path:
+    """Write a module's state (parameters and buffers) as safetensors, optionally cast (e.g. fp16); keys ending
+    in one of `skip` are left out (training-only state)."""
     state = {}
     for name, tensor in module.state_dict().items():
+        if name.endswith(skip) and skip:
+            continue
         tensor = tensor.detach().cpu()
         if dtype is not None and tensor.is_floating_point():
             tensor = tensor.to(dtype)
@@ -52,18 +56,20 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileError(path, f"corrupt or unreadable safetensors ({' '.join(str(error).split())[:160]})") from None
 
 
-def load_module(module: nn.Module, path: str | Path) -> nn.Module:
-    """Load a safetensors state into `module` (cast to its dtypes); mismatched keys or shapes raise `FileError`."""
+def load_module(module: nn.Module, path: str | Path, optional: tuple[str, ...] = ()) -> nn.Module:
+    """Load a safetensors state into `module` (cast to its dtypes); mismatched keys or shapes raise `FileError`.
+    Keys ending in one of `optional` may be absent from the file (they keep the module's values)."""
     state = load_tensors(path)
     own = module.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    missing = sorted(k for k in set(own) - set(state) if not (optional and k.endswith(optional)))
+    unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
         raise FileError(path, f"does not match the model (missing {missing[:4]}, unexpected {unexpected[:4]})")
     for name, tensor in state.items():
         if tensor.shape != own[name].shape:
             raise FileError(path, f"tensor {name} has shape {tuple(tensor.shape)}, the model wants {tuple(own[name].shape)}")
         state[name] = tensor.to(own[name].dtype)
-    module.load_state_dict(state)
+    module.load_state_dict(state, strict=False)
     return module
 
 

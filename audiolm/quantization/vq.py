@@ -184,6 +184,13 @@ class VectorQuantizer(nn.Module):
             num_restarted=num_restarted,
         )
 
+    @torch.no_grad()
+    def reset_statistics(self, count: float = 1.0) -> None:
+        """Restart the EMA statistics from the current codebook, as if every code had `count` vectors per
+        batch (for fine-tuning from an inference file, which leaves the statistics out)."""
+        self.cluster_size.fill_(count)
+        self.embed_sum.copy_(self.codebook * count)
+
     def _next_generator(self) -> torch.Generator:
         """Advance `step`; a CPU generator seeded from (seed, step), the same on every rank."""
         self.step += 1

@@ -22,7 +22,7 @@ from audiolm.codec.losses import (
     hinge_discriminator_loss,
     hinge_generator_loss,
 )
-from audiolm.codec.model import Codec, CodecConfig
+from audiolm.codec.model import TRAINING_ONLY, Codec, CodecConfig
 from audiolm.data.datasets import AudioClips, step_generator
 from audiolm.train.loop import OptimizerConfig, TrainConfig
 
@@ -189,5 +189,7 @@ def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = 
     if config.init_from:
         remove_weight_norm(task.codec)  # saved models are folded; fine-tuning goes on without weight norm
         if latest_checkpoint(Path(run_dir)) is None:
-            load_module(task.codec, Path(config.init_from) / "model.safetensors")
+            load_module(task.codec, Path(config.init_from) / "model.safetensors", optional=TRAINING_ONLY)
+            for layer in task.codec.quantizer.layers:
+                layer.reset_statistics()
     return train(task, config.train, run_dir, run_config_dict(config), progress=progress, stop_after=stop_after)

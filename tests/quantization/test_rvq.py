@@ -281,3 +281,17 @@ def test_relative_dead_threshold_keeps_used_codes_with_small_batches():
         restarts["relative"].append(relative(x).num_restarted)
     assert sum(restarts["absolute"][-20:]) > 20 * 200
     assert sum(restarts["relative"][-20:]) < 0.1 * sum(restarts["absolute"][-20:])
+
+
+def test_reset_statistics_keeps_the_codebook_through_the_next_update():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(4, 16, threshold_dead=0.0, seed=0).train()  # no restarts: only the EMA step acts
+    x = torch.randn(2, 4, 32)
+    vq(x)
+    before = vq.codebook.clone()
+    vq.cluster_size.zero_()
+    vq.embed_sum.zero_()
+    vq.reset_statistics(1.0)
+    assert torch.allclose(vq.embed_sum / vq.cluster_size[:, None], before)
+    vq(torch.randn(2, 4, 32) * 0.01)  # one update: codes move a little, none collapses to zero
+    assert (vq.codebook.norm(dim=1) / before.norm(dim=1)).min() > 0.5

@@ -123,23 +123,21 @@ def cmd_data_speakers(args: argparse.Namespace) -> None:
 
 
 def cmd_synth_speech(args: argparse.Namespace) -> None:
-    from audiolm.data.manifest import format_summary
     from audiolm.data.synth_speech import SpeechCorpusConfig, build_speech_corpus
 
     config = SpeechCorpusConfig(hours=args.hours, num_speakers=args.speakers, valid_speakers=args.valid_speakers,
                                 test_speakers=args.test_speakers, seed=args.seed, rooms=not args.no_rooms)
     summary = build_speech_corpus(args.output, config, workers=args.workers, progress=not args.quiet)
-    _print_corpus(summary, args.output, format_summary)
+    _print_corpus(summary, args.output)
     print(f"speakers the engines can make: {summary['inventory_speakers']}; failed utterances: {summary['failed']}")
 
 
 def cmd_synth_piano(args: argparse.Namespace) -> None:
-    from audiolm.data.manifest import format_summary
     from audiolm.data.synth_piano import PianoCorpusConfig, build_piano_corpus
 
     config = PianoCorpusConfig(hours=args.hours, clip_seconds=args.clip_seconds, seed=args.seed, soundfont=args.soundfont or "")
     summary = build_piano_corpus(args.output, config, workers=args.workers, progress=not args.quiet)
-    _print_corpus(summary, args.output, format_summary)
+    _print_corpus(summary, args.output)
     print(f"pieces: {summary['pieces']} ({summary['generated_pieces']} generated); scores skipped: {summary['skipped_pieces']}")
 
 
@@ -207,7 +205,9 @@ def cmd_codec_decode(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} ({wav.shape[-1] / codec.sample_rate:.2f} s from {n} levels)")
 
 
-def _print_corpus(summary: dict, output: str, format_summary) -> None:
+def _print_corpus(summary: dict, output: str) -> None:
+    from audiolm.data.manifest import format_summary
+
     print(f"corpus in {output}")
     print(format_summary({k: v for k, v in summary.items() if isinstance(v, dict)}))
 

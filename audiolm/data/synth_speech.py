@@ -12,7 +12,6 @@ until it holds `hours` of audio. Valid and test speakers come from voice groups 
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -170,6 +169,3 @@ def build_speech_corpus(out_dir: str | Path, config: SpeechCorpusConfig, workers
         raise AudiolmError(f"{out_dir}: {len(failures)} utterances failed to synthesize, e.g. {failures[0]}")
     return finish_corpus(out_dir, failed=len(failures), inventory_speakers=len(speaker_inventory()))
 
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))

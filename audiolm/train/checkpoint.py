@@ -34,7 +34,7 @@ def save_module(module: nn.Module, path: str | Path, dtype: torch.dtype | None =
     in one of `skip` are left out (training-only state)."""
     state = {}
     for name, tensor in module.state_dict().items():
-        if name.endswith(skip) and skip:
+        if skip and name.endswith(skip):
             continue
         tensor = tensor.detach().cpu()
         if dtype is not None and tensor.is_floating_point():

@@ -24,6 +24,7 @@ from audiolm.codec.losses import (
 )
 from audiolm.codec.model import TRAINING_ONLY, Codec, CodecConfig
 from audiolm.data.datasets import AudioClips, step_generator
+from audiolm.errors import AudiolmError
 from audiolm.train.loop import OptimizerConfig, TrainConfig
 
 
@@ -62,7 +63,7 @@ class CodecTask:
         if self.valid_clips is None and data.valid_split:
             try:
                 self.valid_clips = AudioClips(data.manifest, config.model.sample_rate, data.valid_split, progress=progress)
-            except Exception:  # no validation split: validation falls back to training audio
+            except AudiolmError:  # no validation split: validation falls back to training audio
                 self.valid_clips = None
         self.codec = Codec(config.model)
         self.adversarial = config.losses.adversarial > 0 or config.losses.feature_matching > 0
@@ -156,7 +157,6 @@ def resolve_preset(preset: str) -> Path:
 
 def load_codec_from_run(run_dir: str | Path) -> Codec:
     """The codec of a training run's latest checkpoint (for evaluating before training ends)."""
-    from audiolm.errors import AudiolmError
     from audiolm.train.checkpoint import latest_checkpoint, load_module, read_json
     from audiolm.train.config import from_dict
 
@@ -176,7 +176,6 @@ def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = 
     """Train (or resume) a codec from a preset and `key=value` overrides into `run_dir`; the final model
     lands in `run_dir/model/`."""
     from audiolm.codec.conv import remove_weight_norm
-    from audiolm.errors import AudiolmError
     from audiolm.train.checkpoint import latest_checkpoint, load_module
     from audiolm.train.config import load_config
     from audiolm.train.loop import train

@@ -155,9 +155,8 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
     run_dir = Path(run_dir)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    probe = _device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
-    world = Distributed.from_env(probe)
-    device = _device(config.device, world.local_rank)
+    device = _device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    world = Distributed.from_env(device)
     if config.batch_size % (world.world * config.grad_accum):
         raise AudiolmError(f"batch_size {config.batch_size} must divide by processes x grad_accum = {world.world * config.grad_accum}")
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")

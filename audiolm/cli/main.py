@@ -205,6 +205,52 @@ def cmd_codec_decode(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} ({wav.shape[-1] / codec.sample_rate:.2f} s from {n} levels)")
 
 
+def cmd_semantic_train(args: argparse.Namespace) -> None:
+    from audiolm.train.semantic import train_semantic
+
+    overrides = list(args.overrides)
+    if args.manifest:
+        overrides.append(f"data.manifest={Path(args.manifest).resolve()}")
+    if args.targets:
+        overrides.append(f"targets={Path(args.targets).resolve()}")
+    result = train_semantic(args.config, args.output, overrides, progress=not args.quiet, stop_after=args.stop_after)
+    print(f"trained to step {result.step}; run in {args.output} (encoder in {Path(args.output) / 'model'} when finished)")
+
+
+def cmd_semantic_fit_kmeans(args: argparse.Namespace) -> None:
+    import torch
+
+    from audiolm.semantic.tokenizer import fit_from_manifest
+
+    tokenizer = fit_from_manifest(args.encoder, args.layer, args.k, args.manifest, args.split or None, args.max_hours, args.max_frames,
+                                  seed=args.seed, progress=not args.quiet)
+    tokenizer.save(args.output, dtype=torch.float16 if args.fp16 else None)
+    print(f"wrote {args.output}: layer {args.layer}, K={args.k}, {tokenizer.frame_rate:g} tokens/s")
+
+
+def cmd_semantic_tokenize(args: argparse.Namespace) -> None:
+    from audiolm.audio.io import load_audio
+    from audiolm.files import write_jsonl
+    from audiolm.semantic.tokenizer import SemanticTokenizer, remove_repeats
+
+    tokenizer = SemanticTokenizer.load(args.tokenizer)
+    records = []
+    for path in args.files:
+        ids = tokenizer(load_audio(path, tokenizer.sample_rate, allow_silent=True)[None])[0]
+        record = {"path": str(path), "frame_rate": tokenizer.frame_rate}
+        if args.dedup:
+            units, lengths = remove_repeats(ids)
+            record.update(ids=units.tolist(), lengths=lengths.tolist())
+        else:
+            record["ids"] = ids.tolist()
+        records.append(record)
+        if not args.output:
+            print(json.dumps(record))
+    if args.output:
+        write_jsonl(args.output, records)
+        print(f"wrote {args.output}: {len(records)} files")
+
+
 def _print_corpus(summary: dict, output: str) -> None:
     from audiolm.data.manifest import format_summary
 
@@ -302,6 +348,36 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--num-codebooks", type=int, help="levels to use (default all)")
         p.add_argument("--bitrate", type=float, metavar="KBPS", help="the most levels within this bitrate")
         p.set_defaults(func=cmd_codec_encode if action == "encode" else cmd_codec_decode)
+    semantic = commands.add_parser("semantic", help="semantic tokens: train the self-supervised encoder, fit k-means, tokenize, "
+                                   "evaluate").add_subparsers(dest="action", required=True)
+    p = semantic.add_parser("train", help="train (or resume) the self-supervised encoder (HuBERT-style); torchrun for several processes")
+    p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
+    p.add_argument("--manifest", help="training manifest with train/valid splits")
+    p.add_argument("--targets", help="tokenizer folder giving the targets (fit-kmeans on mfcc-25hz, or on the previous encoder)")
+    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
+    p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    p.set_defaults(func=cmd_semantic_train)
+    p = semantic.add_parser("fit-kmeans", help="fit a tokenizer: one encoder layer, standardised, k-means")
+    p.add_argument("--encoder", required=True, help="mfcc, mfcc-25hz, an encoder folder or training run, or a Hugging Face model folder")
+    p.add_argument("--layer", type=int, default=0, help="0 = input to the first block, i = output of block i")
+    p.add_argument("-k", type=int, default=1024, help="number of clusters")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--split", default="train", help="manifest split to fit on ('' for all)")
+    p.add_argument("--max-hours", type=float)
+    p.add_argument("--max-frames", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fp16", action="store_true", help="store the encoder weights as float16")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_semantic_fit_kmeans)
+    p = semantic.add_parser("tokenize", help="audio files -> semantic ids (JSON lines)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder")
+    p.add_argument("--dedup", action="store_true", help="remove consecutive repeats (run lengths kept)")
+    p.add_argument("-o", "--output", help="JSONL file (default: print)")
+    p.set_defaults(func=cmd_semantic_tokenize)
     return parser
 
 

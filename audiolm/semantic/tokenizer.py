@@ -1,0 +1,201 @@
+"""Semantic tokens: features of one encoder layer, standardised per dimension, quantised by k-means.
+
+    tokenizer = SemanticTokenizer.load("models/speech/semantic")
+    ids = tokenizer(wav)                         # wav [B, 1, L] at 16 kHz -> ids [B, T] at frame_rate
+    units, lengths = remove_repeats(ids[0])      # AudioLM removes consecutive repeats; lengths undo it
+
+A tokenizer folder holds `config.json` (which encoder, which layer, K) and `model.safetensors`
+(`mean`, `std`, `centroids` and, for our own encoder, its weights up to that layer). The encoder is one
+of: "ssl" (ours, `ssl.py`, stored inside the folder), "mfcc" (the baseline; `stack` frames per token),
+or "hf" (a Hugging Face checkpoint in a local folder, referenced by path; `pretrained.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from tqdm import tqdm
+
+from audiolm.errors import FileError
+from audiolm.files import atomic_path, write_json
+from audiolm.semantic.encoder import FeatureEncoder, MFCCEncoder, check_layer
+from audiolm.semantic.kmeans import assign, fit_kmeans
+from audiolm.semantic.ssl import SSLConfig, SSLEncoder
+from audiolm.train.checkpoint import load_tensors, read_json
+from audiolm.train.config import from_dict
+
+
+def encoder_spec(encoder: FeatureEncoder) -> dict:
+    """What `build_encoder` needs to rebuild `encoder` (weights of an "ssl" encoder travel separately)."""
+    if isinstance(encoder, SSLEncoder):
+        return {"kind": "ssl", "config": asdict(encoder.config)}
+    if isinstance(encoder, MFCCEncoder):
+        return {"kind": "mfcc", "hop_length": encoder.hop_length, "stack": encoder.stack}
+    path = getattr(encoder, "path", None)
+    if path is not None:
+        return {"kind": "hf", "path": str(Path(path).resolve())}
+    raise TypeError(f"cannot describe encoder {type(encoder).__name__}")
+
+
+def build_encoder(spec: dict, layer: int) -> nn.Module:
+    kind = spec.get("kind")
+    if kind == "ssl":
+        return SSLEncoder(from_dict(SSLConfig, spec["config"])).truncated(layer)
+    if kind == "mfcc":
+        return MFCCEncoder(hop_length=spec.get("hop_length", 320), stack=spec.get("stack", 1))
+    if kind == "hf":
+        from audiolm.semantic.pretrained import HFEncoder
+
+        return HFEncoder.from_folder(spec["path"], max_layer=layer)
+    raise ValueError(f"unknown encoder kind {kind!r}")
+
+
+def load_encoder(name: str) -> nn.Module:
+    """An encoder from a name or folder: "mfcc" (50 Hz), "mfcc-25hz" (two frames stacked), a folder saved by
+    `SSLEncoder.save` (or a training run holding one in `model/`), or a Hugging Face checkpoint folder."""
+    if name in ("mfcc", "mfcc-25hz"):
+        return MFCCEncoder(stack=2 if name == "mfcc-25hz" else 1)
+    folder = Path(name)
+    if (folder / "model" / "config.json").is_file():
+        folder = folder / "model"
+    config = read_json(folder / "config.json")
+    if config.get("kind") == "ssl-encoder":
+        return SSLEncoder.load(folder)
+    if "model_type" in config:
+        from audiolm.semantic.pretrained import HFEncoder
+
+        return HFEncoder.from_folder(folder)
+    raise FileError(folder / "config.json", "is neither a self-supervised encoder nor a Hugging Face model config")
+
+
+class SemanticTokenizer(nn.Module):
+    def __init__(self, encoder: FeatureEncoder, layer: int, mean: torch.Tensor, std: torch.Tensor, centroids: torch.Tensor) -> None:
+        super().__init__()
+        check_layer(encoder, layer)
+        if isinstance(encoder, SSLEncoder) and encoder.num_layers > layer:
+            encoder = encoder.truncated(layer)  # the blocks after `layer` are never run
+        self.encoder = encoder.eval() if isinstance(encoder, nn.Module) else encoder
+        self.layer = layer
+        self.register_buffer("mean", mean.float())  # [D]
+        self.register_buffer("std", std.float())  # [D]
+        self.register_buffer("centroids", centroids.float())  # [K, D]
+
+    @property
+    def codebook_size(self) -> int:
+        return self.centroids.shape[0]
+
+    @property
+    def frame_rate(self) -> float:
+        return self.encoder.frame_rate
+
+    @property
+    def sample_rate(self) -> int:
+        return self.encoder.sample_rate
+
+    @torch.inference_mode()
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """`wav [B, 1, L]` -> standardised features `[B, T, D]` of the tokenizer's layer."""
+        return (self.encoder.layer_features(wav, self.layer).float() - self.mean) / self.std
+
+    @torch.inference_mode()
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        """`wav [B, 1, L]` -> ids `[B, T]` int64 in 0..K-1."""
+        return assign(self.features(wav), self.centroids)
+
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write `folder/model.safetensors` (statistics and centroids in fp32; an "ssl" encoder's weights in
+        `dtype`) and `folder/config.json`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {"mean": self.mean, "std": self.std, "centroids": self.centroids}
+        if isinstance(self.encoder, SSLEncoder):
+            for name, tensor in self.encoder.state_dict().items():
+                tensors[f"encoder.{name}"] = tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
+        with atomic_path(folder / "model.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        write_json(folder / "config.json", {"kind": "semantic-tokenizer", "encoder": encoder_spec(self.encoder), "layer": self.layer,
+                                            "codebook_size": self.codebook_size, "frame_rate": self.frame_rate,
+                                            "sample_rate": self.sample_rate})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> SemanticTokenizer:
+        """Load a tokenizer saved by `save`; a missing, corrupt or mismatched file raises `FileError`."""
+        folder = Path(folder)
+        config = read_json(folder / "config.json")
+        if config.get("kind") != "semantic-tokenizer":
+            raise FileError(folder / "config.json", "is not a semantic tokenizer config")
+        try:
+            encoder = build_encoder(config["encoder"], config["layer"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise FileError(folder / "config.json", f"bad encoder description ({error})") from None
+        tensors = load_tensors(folder / "model.safetensors")
+        try:
+            if isinstance(encoder, SSLEncoder):
+                weights = {k.removeprefix("encoder."): v.float() for k, v in tensors.items() if k.startswith("encoder.")}
+                encoder.load_state_dict(weights)
+            tokenizer = cls(encoder, config["layer"], tensors["mean"], tensors["std"], tensors["centroids"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise FileError(folder / "model.safetensors", f"does not match its config ({' '.join(str(error).split())[:160]})") from None
+        if tokenizer.codebook_size != config.get("codebook_size") or tokenizer.centroids.shape[1] != tokenizer.mean.shape[0]:
+            raise FileError(folder / "model.safetensors", "centroids do not match the config's codebook_size or the features")
+        return tokenizer
+
+
+@torch.inference_mode()
+def layer_frames(encoder: FeatureEncoder, layer: int, clips: Iterable[torch.Tensor], max_frames: int | None = None,
+                 progress: bool = False) -> torch.Tensor:
+    """Features of `layer` for each clip `[1, 1, L]`, all frames stacked: `[N, D]` (at most `max_frames`)."""
+    frames, total = [], 0
+    for wav in tqdm(clips, desc=f"features (layer {layer})", unit="clip", disable=not progress):
+        x = encoder.layer_features(wav, layer)[0].float()  # [T, D]
+        frames.append(x)
+        total += x.shape[0]
+        if max_frames is not None and total >= max_frames:
+            break
+    return torch.cat(frames)[:max_frames]
+
+
+def fit_tokenizer(encoder: FeatureEncoder, layer: int, clips: Iterable[torch.Tensor], k: int, max_frames: int | None = 200_000,
+                  iterations: int = 100, seed: int = 0, progress: bool = False) -> SemanticTokenizer:
+    """Standardise the frames of `layer` over `clips` and fit `k` centroids to them."""
+    frames = layer_frames(encoder, layer, clips, max_frames, progress)
+    return tokenizer_from_frames(encoder, layer, frames, k, iterations, seed, progress)
+
+
+def tokenizer_from_frames(encoder: FeatureEncoder, layer: int, frames: torch.Tensor, k: int, iterations: int = 100, seed: int = 0,
+                          progress: bool = False) -> SemanticTokenizer:
+    """A tokenizer from already extracted frames `[N, D]` (for sweeping K without re-running the encoder)."""
+    mean, std = frames.mean(dim=0), frames.std(dim=0).clamp_min(1e-5)
+    centroids = fit_kmeans((frames - mean) / std, k, iterations=iterations, seed=seed, progress=progress)
+    return SemanticTokenizer(encoder, layer, mean, std, centroids)
+
+
+def remove_repeats(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ids [T]` -> (units `[T']` with consecutive repeats removed, run lengths `[T']`); `expand_repeats` undoes it."""
+    assert ids.dim() == 1, f"expected ids [T], got {tuple(ids.shape)}"
+    units, lengths = torch.unique_consecutive(ids, return_counts=True)
+    return units, lengths
+
+
+def expand_repeats(units: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Inverse of `remove_repeats`: `[T']`, `[T']` -> `[T]`."""
+    return torch.repeat_interleave(units, lengths)
+
+
+def fit_from_manifest(encoder: str, layer: int, k: int, manifest: str | Path, split: str | None = "train", max_hours: float | None = None,
+                      max_frames: int = 200_000, iterations: int = 100, seed: int = 0, progress: bool = True) -> SemanticTokenizer:
+    """`audiolm semantic fit-kmeans`: a tokenizer on `layer` of `encoder` (see `load_encoder`), fitted on a manifest's audio."""
+    from audiolm.data.datasets import AudioClips
+
+    model = load_encoder(encoder)
+    check_layer(model, layer)
+    audio = AudioClips(manifest, model.sample_rate, split, max_hours, progress)
+    order = torch.randperm(len(audio), generator=torch.Generator().manual_seed(seed)).tolist()  # frames from many speakers
+    clips = (torch.from_numpy(audio.clips[i].astype("float32") / 32767)[None, None] for i in order)
+    return fit_tokenizer(model, layer, clips, k, max_frames, iterations, seed, progress)

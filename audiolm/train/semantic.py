@@ -1,0 +1,134 @@
+"""Training the self-supervised encoder (HuBERT-style masked prediction) through the shared loop.
+
+Targets come from a semantic tokenizer with the encoder's frame rate: k-means of MFCCs
+(`audiolm semantic fit-kmeans --encoder mfcc-25hz`) in the first iteration, k-means of an intermediate
+layer of the previous iteration's encoder in the next. They are computed on the fly for each crop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from audiolm.data.datasets import AudioClips, step_generator
+from audiolm.errors import AudiolmError
+from audiolm.semantic.ssl import SSLConfig, SSLEncoder, span_mask, ssl_loss
+from audiolm.semantic.tokenizer import SemanticTokenizer
+from audiolm.train.loop import OptimizerConfig, TrainConfig
+
+
+@dataclass(kw_only=True)
+class SemanticDataConfig:
+    manifest: str = ""
+    train_split: str = "train"
+    valid_split: str = "valid"
+    crop_seconds: float = 3.0
+    max_hours: float | None = None
+    valid_clips: int = 16
+    valid_seconds: float = 4.0
+
+
+@dataclass(kw_only=True)
+class SemanticRunConfig:
+    data: SemanticDataConfig = field(default_factory=SemanticDataConfig)
+    model: SSLConfig = field(default_factory=SSLConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=5e-4, betas=(0.9, 0.98), weight_decay=0.01))
+    targets: str = ""  # a semantic tokenizer folder whose ids are the prediction targets
+
+
+class SemanticTask:
+    def __init__(self, config: SemanticRunConfig, targets: SemanticTokenizer, train_clips: AudioClips | None = None,
+                 valid_clips: AudioClips | None = None, progress: bool = False) -> None:
+        self.config = config
+        model = config.model
+        if abs(targets.frame_rate - model.frame_rate) > 1e-6 or targets.codebook_size != model.num_targets:
+            raise AudiolmError(f"targets {config.targets or '(given)'} are {targets.codebook_size} ids at {targets.frame_rate:g} Hz; "
+                               f"the encoder wants {model.num_targets} at {model.frame_rate:g} Hz")
+        self.targets = targets
+        data = config.data
+        self.train_clips = train_clips or AudioClips(data.manifest, model.sample_rate, data.train_split, data.max_hours, progress)
+        self.valid_clips = valid_clips
+        if self.valid_clips is None and data.valid_split:
+            try:
+                self.valid_clips = AudioClips(data.manifest, model.sample_rate, data.valid_split, progress=progress)
+            except AudiolmError:  # no validation split: validation falls back to training audio
+                self.valid_clips = None
+        self.encoder = SSLEncoder(model)
+        self.frames = max(model.mask_length, round(data.crop_seconds * model.frame_rate))
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder}
+
+    def optimizers(self) -> dict[str, tuple[list[str], OptimizerConfig]]:
+        return {"encoder": (["encoder"], self.config.optimizer)}
+
+    def _example(self, wav: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        model = self.config.model
+        mask = span_mask(wav.shape[0], self.frames, model.mask_prob, model.mask_length, generator)
+        return {"wav": wav, "mask": mask, "targets": self.targets(wav)}
+
+    def batch(self, step: int, start: int, stop: int) -> dict[str, torch.Tensor]:
+        generator = step_generator(self.config.train.seed, step)
+        wav = self.train_clips.crops(self.config.train.batch_size, self.frames * self.config.model.hop_length, generator)
+        example = self._example(wav, generator)
+        return {k: v[start:stop] for k, v in example.items()}
+
+    def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
+        logits = models["encoder"](batch["wav"], batch["mask"])  # [B, T, V]
+        loss, accuracy = ssl_loss(logits, batch["targets"], batch["mask"])
+        yield "encoder", loss, {"ssl/ce": loss.item(), "ssl/accuracy": accuracy.item()}
+
+    @torch.no_grad()
+    def validate(self, models: dict[str, nn.Module], step: int) -> dict[str, float]:
+        encoder: SSLEncoder = models["encoder"]
+        device = next(encoder.parameters()).device
+        clips = (self.valid_clips or self.train_clips).fixed(self.config.data.valid_clips, self.frames * self.config.model.hop_length)
+        generator = torch.Generator().manual_seed(1234)  # the same masks at every validation
+        total = {"ssl/ce": 0.0, "ssl/accuracy": 0.0}
+        for wav in clips:
+            wav = wav[..., : wav.shape[-1] // self.config.model.hop_length * self.config.model.hop_length]
+            example = self._example(torch.nn.functional.pad(wav, (0, self.frames * self.config.model.hop_length - wav.shape[-1])),
+                                    generator)
+            logits = encoder(example["wav"].to(device), example["mask"].to(device))
+            loss, accuracy = ssl_loss(logits, example["targets"].to(device), example["mask"].to(device))
+            total["ssl/ce"] += loss.item() / len(clips)
+            total["ssl/accuracy"] += accuracy.item() / len(clips)
+        return total
+
+    def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:
+        models["encoder"].save(run_dir / "model")
+
+
+PRESETS = Path(__file__).resolve().parents[2] / "configs" / "semantic"
+
+
+def resolve_preset(preset: str) -> Path:
+    """A preset name (tiny, small, base) or a path to a YAML file."""
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return PRESETS / f"{preset}.yaml"
+
+
+def train_semantic(preset: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
+                   stop_after: int | None = None):
+    """Train (or resume) the self-supervised encoder from a preset and `key=value` overrides into `run_dir`;
+    the final encoder lands in `run_dir/model/`. `model.num_targets` follows the targets' K."""
+    from audiolm.train.config import load_config
+    from audiolm.train.loop import train
+
+    config = load_config(SemanticRunConfig, resolve_preset(preset), overrides)
+    if not config.data.manifest:
+        raise AudiolmError("no training data: pass --manifest (or data.manifest=...)")
+    if not config.targets:
+        raise AudiolmError("no targets: pass --targets, a tokenizer folder from `audiolm semantic fit-kmeans`")
+    targets = SemanticTokenizer.load(config.targets)
+    config.model = SSLConfig(**{**asdict(config.model), "num_targets": targets.codebook_size})
+    torch.manual_seed(config.train.seed)  # the model's initial weights
+    task = SemanticTask(config, targets, progress=progress)
+    return train(task, config.train, run_dir, {"kind": "semantic-run", **asdict(config)}, progress=progress, stop_after=stop_after)

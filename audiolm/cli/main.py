@@ -251,6 +251,42 @@ def cmd_semantic_tokenize(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}: {len(records)} files")
 
 
+def cmd_semantic_eval(args: argparse.Namespace) -> None:
+    from audiolm.eval.semantic import (
+        Representation,
+        codec_representations,
+        evaluate_representations,
+        format_table,
+        held_out,
+        tokenizer_representations,
+    )
+    from audiolm.files import write_text
+    from audiolm.semantic.encoder import MFCCEncoder
+    from audiolm.semantic.tokenizer import SemanticTokenizer
+
+    entries = held_out(args.manifest, args.splits.split(","))
+    reps = []
+    if args.mfcc:
+        mfcc = MFCCEncoder()
+        reps.append(Representation("MFCC (continuous)", mfcc.frame_rate, mfcc.layer_features))
+    for folder in args.tokenizers:
+        reps += tokenizer_representations(Path(folder).name, SemanticTokenizer.load(folder), continuous=not args.no_continuous)
+    if args.codec:
+        from audiolm.codec.model import Codec
+
+        reps += codec_representations(Codec.load(args.codec))
+    if not reps:
+        raise AudiolmError("nothing to evaluate: give tokenizer folders, --mfcc or --codec")
+    rows = evaluate_representations(reps, entries, Path(args.manifest).parent, progress=not args.quiet)
+    speakers = len({e.speaker for e in entries})
+    table = format_table(rows)
+    print(table)
+    if args.output:
+        write_text(args.output, f"# Semantic token evaluation\n\n{len(entries)} utterances of {speakers} held-out speakers "
+                                f"({args.splits}) from {args.manifest}.\n\n{table}\n")
+        print(f"wrote {args.output}")
+
+
 def _print_corpus(summary: dict, output: str) -> None:
     from audiolm.data.manifest import format_summary
 
@@ -378,6 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dedup", action="store_true", help="remove consecutive repeats (run lengths kept)")
     p.add_argument("-o", "--output", help="JSONL file (default: print)")
     p.set_defaults(func=cmd_semantic_tokenize)
+    p = semantic.add_parser("eval", help="ABX within/across speakers and a speaker-ID probe on held-out speakers")
+    p.add_argument("tokenizers", nargs="*", help="tokenizer folders")
+    p.add_argument("--manifest", required=True, help="a manifest with phone alignments (e.g. from synth-speech)")
+    p.add_argument("--splits", default="test,valid", help="comma-separated held-out splits")
+    p.add_argument("--mfcc", action="store_true", help="also score continuous MFCCs (baseline)")
+    p.add_argument("--codec", help="also score this codec's tokens")
+    p.add_argument("--no-continuous", action="store_true", help="score the tokenizers' ids only")
+    p.add_argument("-o", "--output", help="write the table to this markdown file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_semantic_eval)
     return parser
 
 

@@ -57,12 +57,15 @@ def build_encoder(spec: dict, layer: int) -> nn.Module:
 
 def load_encoder(name: str) -> nn.Module:
     """An encoder from a name or folder: "mfcc" (50 Hz), "mfcc-25hz" (two frames stacked), a folder saved by
-    `SSLEncoder.save` (or a training run holding one in `model/`), or a Hugging Face checkpoint folder."""
+    `SSLEncoder.save`, a training run (its final `model/`, else its latest checkpoint), or a Hugging Face
+    checkpoint folder."""
     if name in ("mfcc", "mfcc-25hz"):
         return MFCCEncoder(stack=2 if name == "mfcc-25hz" else 1)
     folder = Path(name)
     if (folder / "model" / "config.json").is_file():
         folder = folder / "model"
+    elif (folder / "checkpoints").is_dir():
+        return _encoder_from_checkpoint(folder)
     config = read_json(folder / "config.json")
     if config.get("kind") == "ssl-encoder":
         return SSLEncoder.load(folder)
@@ -71,6 +74,19 @@ def load_encoder(name: str) -> nn.Module:
 
         return HFEncoder.from_folder(folder)
     raise FileError(folder / "config.json", "is neither a self-supervised encoder nor a Hugging Face model config")
+
+
+def _encoder_from_checkpoint(run_dir: Path) -> SSLEncoder:
+    from audiolm.train.checkpoint import latest_checkpoint, load_module
+
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise FileError(run_dir, "no checkpoint in this run folder")
+    config = read_json(checkpoint / "config.json")
+    if config.get("kind") != "semantic-run":
+        raise FileError(checkpoint / "config.json", "is not a semantic encoder training run")
+    encoder = SSLEncoder(from_dict(SSLConfig, config["model"], str(checkpoint / "config.json")))
+    return load_module(encoder, checkpoint / "encoder.safetensors").eval()
 
 
 class SemanticTokenizer(nn.Module):

@@ -1,13 +1,15 @@
 """The self-supervised encoder through the shared loop: it learns its masked prediction, and its
 tokenizer can be fitted on the result (the second HuBERT iteration)."""
 
+import shutil
+
 import pytest
 import soundfile as sf
 import torch
 
 from audiolm.errors import AudiolmError
 from audiolm.semantic.encoder import MFCCEncoder
-from audiolm.semantic.tokenizer import SemanticTokenizer, fit_from_manifest, fit_tokenizer
+from audiolm.semantic.tokenizer import SemanticTokenizer, fit_from_manifest, fit_tokenizer, load_encoder
 from audiolm.train.semantic import train_semantic
 from tests.helpers_codec import tone_manifest
 
@@ -34,6 +36,11 @@ def test_tiny_encoder_learns_masked_prediction(corpus, tmp_path):
     second = fit_from_manifest(str(tmp_path / "run"), 1, 4, manifest, max_frames=400, iterations=5, progress=False)
     second.save(tmp_path / "iter2")
     assert SemanticTokenizer.load(tmp_path / "iter2").frame_rate == 25
+    # a run that has not finished is read from its latest checkpoint
+    final = load_encoder(str(tmp_path / "run"))
+    shutil.rmtree(tmp_path / "run" / "model")
+    wav = torch.randn(1, 1, 8000) * 0.1
+    assert torch.allclose(load_encoder(str(tmp_path / "run")).layer_features(wav, 2), final.layer_features(wav, 2), atol=1e-6)
 
 
 def test_targets_must_match_the_encoder_rate(corpus, tmp_path):

@@ -12,6 +12,8 @@ or "hf" (a Hugging Face checkpoint in a local folder, referenced by path; `pretr
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -112,6 +114,13 @@ class SemanticTokenizer(nn.Module):
     @property
     def sample_rate(self) -> int:
         return self.encoder.sample_rate
+
+    def fingerprint(self) -> str:
+        """A hash of what ids mean: the encoder description, the layer, the statistics and the centroids (at fp16)."""
+        digest = hashlib.sha256(json.dumps({"encoder": encoder_spec(self.encoder), "layer": self.layer}, sort_keys=True).encode())
+        for tensor in (self.mean, self.std, self.centroids):
+            digest.update(tensor.detach().cpu().to(torch.float16).numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     @torch.inference_mode()
     def features(self, wav: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Sampling from the stage LMs and the pipeline prompt wav -> semantic -> coarse -> fine -> wav."""

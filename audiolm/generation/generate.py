@@ -1,0 +1,104 @@
+"""KV-cached generation for one stage, and the sliding windows that take each stage past its training window.
+
+    tokens = generate_tokens(model, spec, prefix, steps, sampling, generator)       # one window
+    ids = generate_semantic(model, spec, known_ids, total, sampling, generator)     # [B, total] semantic ids
+    coarse = generate_coarse(model, spec, semantic, known_coarse, total, ...)       # [B, Q', total] codes
+    fine = generate_fine(model, spec, coarse, ...)                                  # [B, Q - Q', T] codes
+
+Every sampled token is drawn from its level's id range only. Windows: the semantic and coarse stages
+slide by half a window (the later half of the previous window is the next one's context), so the cost
+per generated second stays flat however long the output; the fine stage runs on non-overlapping
+windows, all of equal length decoded as one batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from audiolm.generation.sampling import Sampling, sample
+from audiolm.lm.stages import StageSpec
+from audiolm.lm.transformer import Transformer
+
+
+@torch.inference_mode()
+def generate_tokens(model: Transformer, spec: StageSpec, prefix: torch.Tensor, steps: int, sampling: Sampling,
+                    generator: torch.Generator | None = None, start_index: int = 0) -> torch.Tensor:
+    """Continue `prefix [B, P]` by `steps` tokens `[B, steps]`; the first new token is the predicted stream's
+    `start_index`-th (which fixes its level)."""
+    B = prefix.shape[0]
+    out = torch.empty(B, steps, dtype=torch.long, device=prefix.device)
+    if steps == 0:
+        return out
+    cache = model.new_cache(B, prefix.shape[1] + steps)
+    logits = model(prefix, cache)[:, -1]  # [B, V]
+    for i in range(steps):
+        lo, hi = spec.target_range(start_index + i)
+        token = sample(logits[:, lo:hi], sampling, generator) + lo
+        out[:, i] = token
+        if i + 1 < steps:
+            logits = model(token[:, None], cache)[:, -1]
+    return out
+
+
+def _window_start(done: int, total: int, window: int, step: int) -> int:
+    """Start of the window that continues `done` known frames towards `total`: half a window of context,
+    but never past `total - window`; a multiple of `step`."""
+    keep = window // 2
+    start = max(0, min(done - keep, total - window))
+    return start // step * step
+
+
+def generate_semantic(model: Transformer, spec: StageSpec, known: torch.Tensor, total: int, sampling: Sampling,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Semantic ids `[B, total]` starting with `known [B, n]` (n may be 0)."""
+    ids = known
+    window = spec.window_frames
+    while ids.shape[1] < total:
+        done = ids.shape[1]
+        start = _window_start(done, total, window, 1)
+        end = min(start + window, total)
+        prefix = torch.cat([spec.prefix().to(ids.device).expand(ids.shape[0], -1), ids[:, start:]], dim=1)
+        new = generate_tokens(model, spec, prefix, end - done, sampling, generator, start_index=done - start)
+        ids = torch.cat([ids, spec.decode_targets(new)], dim=1)
+    return ids
+
+
+def generate_coarse(model: Transformer, spec: StageSpec, semantic: torch.Tensor | None, known: torch.Tensor, total: int,
+                    sampling: Sampling, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Coarse codes `[B, Q', total]` starting with `known [B, Q', n]`, conditioned on `semantic [B, >= total / ratio]`
+    (None for the acoustic-only stage)."""
+    codes = known
+    window, ratio = spec.window_frames, spec.ratio
+    while codes.shape[2] < total:
+        done = codes.shape[2]
+        start = _window_start(done, total, window, ratio)
+        end = min(start + window, total)
+        condition = None
+        if spec.use_semantic:
+            condition = semantic[:, start // ratio: -(-end // ratio)]
+        prefix = spec.prefix(condition) if condition is not None else spec.prefix().to(codes.device).expand(codes.shape[0], -1)
+        prefix = torch.cat([prefix, spec.targets(codes=codes[:, :, start:])], dim=1)
+        new = generate_tokens(model, spec, prefix, (end - done) * spec.num_coarse, sampling, generator,
+                              start_index=(done - start) * spec.num_coarse)
+        codes = torch.cat([codes, spec.decode_targets(new)], dim=2)
+    return codes
+
+
+def generate_fine(model: Transformer, spec: StageSpec, coarse: torch.Tensor, sampling: Sampling, generator: torch.Generator | None = None,
+                  start: int = 0) -> torch.Tensor:
+    """Fine codes `[B, Q - Q', T - start]` for the frames start.. of `coarse [B, Q', T]`, in windows of
+    `window_frames` from `start`; windows of equal length are decoded together as one batch."""
+    B, _, T = coarse.shape
+    window = spec.window_frames
+    bounds = [(a, min(a + window, T)) for a in range(start, T, window)]
+    pieces: dict[tuple[int, int], torch.Tensor] = {}
+    for length in sorted({b - a for a, b in bounds}, reverse=True):
+        group = [(a, b) for a, b in bounds if b - a == length]
+        batch = torch.cat([coarse[:, :, a:b] for a, b in group], dim=0)  # [len(group) * B, Q', length]
+        new = generate_tokens(model, spec, spec.prefix(coarse=batch), length * spec.num_fine, sampling, generator)
+        fine = spec.decode_targets(new)  # [len(group) * B, Q - Q', length]
+        for i, bound in enumerate(group):
+            pieces[bound] = fine[i * B:(i + 1) * B]
+    if not bounds:
+        return coarse.new_zeros(B, spec.num_fine, 0)
+    return torch.cat([pieces[bound] for bound in bounds], dim=2)

@@ -1,0 +1,46 @@
+"""A stage's language model on disk: `model.safetensors` + `config.json` ({"kind": "audiolm-stage", "stage": StageSpec,
+"model": TransformerConfig}), and the vocabulary it was trained on (semantic tokenizer / codec fingerprints)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from audiolm.errors import FileError
+from audiolm.files import write_json
+from audiolm.lm.stages import StageSpec
+from audiolm.lm.transformer import Transformer, TransformerConfig
+from audiolm.train.checkpoint import load_module, read_json, save_module
+from audiolm.train.config import from_dict
+
+
+def build_model(spec: StageSpec, config: TransformerConfig) -> Transformer:
+    """The stage's Transformer: the vocabulary and the longest sequence come from the spec."""
+    return Transformer(TransformerConfig(**{**asdict(config), "vocab_size": spec.vocab_size, "max_seq_len": spec.max_seq_len}))
+
+
+def save_stage(folder: str | Path, model: Transformer, spec: StageSpec, fingerprints: dict | None = None,
+               dtype: torch.dtype | None = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_module(model, folder / "model.safetensors", dtype=dtype)
+    write_json(folder / "config.json", {"kind": "audiolm-stage", "stage": asdict(spec), "model": asdict(model.config),
+                                        "fingerprints": fingerprints or {}})
+    return folder
+
+
+def load_stage(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Transformer, StageSpec, dict]:
+    """(model in eval mode, its StageSpec, the fingerprints of the tokenizer and codec it was trained with)."""
+    folder = Path(folder)
+    config = read_json(folder / "config.json")
+    if config.get("kind") != "audiolm-stage":
+        raise FileError(folder / "config.json", "is not a stage language model config")
+    try:
+        spec = from_dict(StageSpec, config["stage"], str(folder / "config.json"))
+        model_config = from_dict(TransformerConfig, config["model"], str(folder / "config.json"))
+    except KeyError as error:
+        raise FileError(folder / "config.json", f"missing {error}") from None
+    model = load_module(Transformer(model_config), folder / "model.safetensors")
+    return model.float().eval().to(device), spec, config.get("fingerprints", {})

@@ -1,0 +1,142 @@
+"""What each of AudioLM's three stages reads and predicts: one `StageSpec`, one token layout, one Transformer.
+
+    semantic:  [BOS] s_1 .. s_Ts                                   predicts s
+    coarse:    s_1 .. s_Ts [SEP] c_(1,1) .. c_(1,Q') c_(2,1) ..    predicts the coarse levels 1..Q'
+               (acoustic-only baseline, use_semantic=False: [SEP] c_(1,1) ..)
+    fine:      c_(1,1) .. c_(Ta,Q') [SEP] f_(1,Q'+1) .. f_(Ta,Q)   predicts the fine levels Q'+1..Q
+
+Each stream gets its own id range: semantic ids 0..Ks-1, then the special token (BOS / SEP: one id,
+`special`), then one range of `codebook_size` ids per acoustic level (frame by frame, see `tokens.py`).
+A training window holds `window_seconds` of aligned semantic ids (semantic_rate) and codes (acoustic_rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from audiolm.lm.tokens import flatten_codes, unflatten_codes
+
+STAGES = ("semantic", "coarse", "fine")
+DEFAULT_WINDOW = {"semantic": 10.0, "coarse": 4.0, "fine": 3.0}  # seconds (paper: 30, 10, 3; ours sized for CPU)
+
+
+@dataclass(kw_only=True)
+class StageSpec:
+    stage: str
+    semantic_vocab: int = 1024
+    codebook_size: int = 1024
+    num_coarse: int = 4  # Q'
+    num_fine: int = 8  # Q - Q'
+    semantic_rate: float = 25.0
+    acoustic_rate: float = 50.0
+    window_seconds: float = 0.0  # 0: the stage's default (DEFAULT_WINDOW)
+    use_semantic: bool = True  # coarse stage only: False is the acoustic-only baseline
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.num_coarse < 1 or self.num_fine < 0 or (self.stage == "fine" and self.num_fine < 1):
+            raise ValueError("need at least one coarse level (and one fine level for the fine stage)")
+        if self.acoustic_rate % self.semantic_rate:
+            raise ValueError("the acoustic frame rate must be a multiple of the semantic one")
+        if not self.window_seconds:
+            self.window_seconds = DEFAULT_WINDOW[self.stage]
+
+    # --- the id layout ---------------------------------------------------------------------------
+    @property
+    def special(self) -> int:
+        """BOS (semantic stage) / SEP (coarse, fine): the id just after the conditioning ids."""
+        return self.semantic_vocab if self.stage != "fine" else self.num_coarse * self.codebook_size
+
+    @property
+    def target_levels(self) -> int:
+        return {"semantic": 1, "coarse": self.num_coarse, "fine": self.num_fine}[self.stage]
+
+    @property
+    def target_offset(self) -> int:
+        """First id of the predicted stream (level 0 of it)."""
+        return 0 if self.stage == "semantic" else self.special + 1
+
+    @property
+    def vocab_size(self) -> int:
+        if self.stage == "semantic":
+            return self.semantic_vocab + 1
+        return self.target_offset + self.target_levels * self.codebook_size
+
+    def target_range(self, index: int) -> tuple[int, int]:
+        """Ids allowed for the `index`-th token of the predicted stream (its level's range)."""
+        if self.stage == "semantic":
+            return 0, self.semantic_vocab
+        level = index % self.target_levels
+        start = self.target_offset + level * self.codebook_size
+        return start, start + self.codebook_size
+
+    # --- windows ---------------------------------------------------------------------------------
+    @property
+    def ratio(self) -> int:
+        """Acoustic frames per semantic frame."""
+        return int(self.acoustic_rate // self.semantic_rate)
+
+    @property
+    def window_frames(self) -> int:
+        """Frames of the stage's own stream per window (semantic frames for the semantic stage, acoustic otherwise),
+        a whole number of semantic frames."""
+        semantic = max(1, round(self.window_seconds * self.semantic_rate))
+        return semantic if self.stage == "semantic" else semantic * self.ratio
+
+    @property
+    def max_seq_len(self) -> int:
+        """Tokens in a full window's sequence."""
+        frames = self.window_frames
+        if self.stage == "semantic":
+            return frames + 1
+        if self.stage == "coarse":
+            return (frames // self.ratio if self.use_semantic else 0) + 1 + frames * self.num_coarse
+        return frames * (self.num_coarse + self.num_fine) + 1
+
+    # --- sequences -------------------------------------------------------------------------------
+    def prefix(self, semantic: torch.Tensor | None = None, coarse: torch.Tensor | None = None) -> torch.Tensor:
+        """The conditioning part of a window, special token included: `[B, P]`.
+
+        semantic stage: [BOS]; coarse: semantic ids `[B, Ts]` then SEP; fine: coarse codes `[B, Q', Ta]` then SEP."""
+        if self.stage == "semantic":
+            return torch.full((1, 1), self.special, dtype=torch.long)
+        if self.stage == "coarse":
+            assert self.use_semantic == (semantic is not None), "the coarse stage takes semantic ids iff use_semantic"
+            batch = semantic.shape[0] if semantic is not None else 1
+            sep = torch.full((batch, 1), self.special, dtype=torch.long, device=None if semantic is None else semantic.device)
+            return sep if semantic is None else torch.cat([semantic, sep], dim=1)
+        assert coarse is not None and coarse.shape[1] == self.num_coarse, "the fine stage takes the Q' coarse levels [B, Q', Ta]"
+        sep = torch.full((coarse.shape[0], 1), self.special, dtype=torch.long, device=coarse.device)
+        return torch.cat([flatten_codes(coarse, self.codebook_size), sep], dim=1)
+
+    def targets(self, semantic: torch.Tensor | None = None, codes: torch.Tensor | None = None) -> torch.Tensor:
+        """The predicted stream as tokens: semantic ids `[B, Ts]` as they are; coarse / fine levels of `codes [B, K, Ta]`
+        flattened into their ranges."""
+        if self.stage == "semantic":
+            return semantic
+        levels = codes[:, : self.num_coarse] if self.stage == "coarse" else codes[:, self.num_coarse: self.num_coarse + self.num_fine]
+        assert levels.shape[1] == self.target_levels, f"need {self.target_levels} {self.stage} levels, got {levels.shape[1]}"
+        return flatten_codes(levels, self.codebook_size, self.target_offset)
+
+    def decode_targets(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Inverse of `targets`: `[B, n]` -> semantic ids `[B, n]` or codes `[B, levels, n / levels]`."""
+        if self.stage == "semantic":
+            return tokens
+        return unflatten_codes(tokens, self.target_levels, self.codebook_size, self.target_offset)
+
+    def example(self, semantic: torch.Tensor | None, codes: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """A training window -> inputs `[B, S-1]`, next-token targets `[B, S-1]`, loss mask `[B, S-1]` (True on the
+        predicted stream only) and each target's level `[B, S-1]` (-1 outside the predicted stream)."""
+        coarse = codes[:, : self.num_coarse] if codes is not None and self.stage == "fine" else None
+        prefix = self.prefix(semantic if self.stage == "coarse" and self.use_semantic else None, coarse)
+        stream = self.targets(semantic, codes)
+        if prefix.shape[0] != stream.shape[0]:
+            prefix = prefix.expand(stream.shape[0], -1)
+        sequence = torch.cat([prefix.to(stream.device), stream], dim=1)  # [B, S]
+        P, n = prefix.shape[1], stream.shape[1]
+        levels = torch.full_like(sequence, -1)
+        levels[:, P:] = torch.arange(n, device=stream.device) % self.target_levels
+        return {"inputs": sequence[:, :-1], "targets": sequence[:, 1:], "mask": levels[:, 1:] >= 0, "levels": levels[:, 1:]}

@@ -1,0 +1,153 @@
+"""The one decoder-only Transformer of the three stages, with a KV cache for generation.
+
+    model = Transformer(TransformerConfig(vocab_size=V, dim=256, num_layers=4, num_heads=8))
+    logits = model(tokens)                          # tokens [B, S] -> logits [B, S, V] (training: causal)
+    cache = model.new_cache(batch=B, max_len=S_max)
+    logits = model(prefix, cache)                   # prefill: fills cache positions 0..P-1
+    logits = model(next_token[:, None], cache)      # one step: position P, attends to 0..P
+
+Pre-norm blocks (RMSNorm), rotary positions (so attention depends on relative offsets only: a window
+generated at any offset sees what training saw), `scaled_dot_product_attention` (flash / memory-efficient
+kernels on GPU), GELU MLP. Shapes: B batch, S sequence, D dim, H heads, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass(kw_only=True)
+class TransformerConfig:
+    vocab_size: int = 0  # set from the stage's token layout
+    dim: int = 256
+    num_layers: int = 4
+    num_heads: int = 8
+    ff_mult: float = 4.0
+    dropout: float = 0.0
+    max_seq_len: int = 8192  # longest sequence (rotary table)
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
+            raise ValueError("dim must be divisible by num_heads, with an even head dimension")
+        if self.num_layers < 1 or self.max_seq_len < 1:
+            raise ValueError("need at least one layer and a positive max_seq_len")
+
+
+class KVCache:
+    """Keys and values of every layer for positions 0..length-1: `[B, H, max_len, D / H]` each, preallocated."""
+
+    def __init__(self, config: TransformerConfig, batch: int, max_len: int, device: torch.device, dtype: torch.dtype) -> None:
+        shape = (batch, config.num_heads, max_len, config.dim // config.num_heads)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
+        self.max_len = max_len
+        self.length = 0
+
+    def reset(self) -> None:
+        self.length = 0
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding of `x [B, H, S, Dh]` with `cos`, `sin` `[S, Dh / 2]` (pairs (i, i + Dh/2) rotate together)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.qkv = nn.Linear(config.dim, 3 * config.dim, bias=False)
+        self.out = nn.Linear(config.dim, config.dim, bias=False)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+        B, S, D = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)  # 3 x [B, H, S, Dh]
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        start = 0
+        if cache is not None:
+            start = cache.length
+            cache.keys[layer][:, :, start:start + S] = k
+            cache.values[layer][:, :, start:start + S] = v
+            k, v = cache.keys[layer][:, :, : start + S], cache.values[layer][:, :, : start + S]
+        dropout = self.dropout if self.training else 0.0
+        if S == 1:  # one new position sees every cached one
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        elif start == 0:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:  # a chunk after cached positions: position start+i sees 0..start+i
+            mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        return self.out(y.transpose(1, 2).reshape(B, S, D))
+
+
+class Block(nn.Module):
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        hidden = int(config.ff_mult * config.dim)
+        self.attention_norm = nn.RMSNorm(config.dim)
+        self.attention = Attention(config)
+        self.mlp_norm = nn.RMSNorm(config.dim)
+        self.mlp = nn.Sequential(nn.Linear(config.dim, hidden, bias=False), nn.GELU(), nn.Linear(hidden, config.dim, bias=False))
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.attention_norm(x), cos, sin, cache, layer))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        if config.vocab_size < 1:
+            raise ValueError("vocab_size must be set (from the stage's token layout)")
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.dim)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.norm = nn.RMSNorm(config.dim)
+        self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        head_dim = config.dim // config.num_heads
+        inverse = 1.0 / config.rope_base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+        angles = torch.outer(torch.arange(config.max_seq_len, dtype=torch.float64), inverse)  # [S_max, Dh / 2]
+        self.register_buffer("cos", angles.cos().float(), persistent=False)
+        self.register_buffer("sin", angles.sin().float(), persistent=False)
+        self.apply(self._init)
+        for block in self.blocks:  # GPT-2: residual projections scaled by depth
+            for linear in (block.attention.out, block.mlp[2]):
+                nn.init.normal_(linear.weight, std=0.02 / math.sqrt(2 * config.num_layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
+        parameter = self.embedding.weight
+        return KVCache(self.config, batch, max_len or self.config.max_seq_len, parameter.device, parameter.dtype)
+
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """`tokens [B, S]` -> logits `[B, S, V]`; with `cache`, the tokens sit at positions cache.length.. and
+        the cache grows by S."""
+        return self.head(self.features(tokens, cache))
+
+    def features(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """The final hidden states `[B, S, D]` (`head` turns them into logits; training applies it to the
+        predicted positions only)."""
+        B, S = tokens.shape
+        start = cache.length if cache is not None else 0
+        if start + S > min(cache.max_len if cache is not None else math.inf, self.config.max_seq_len):
+            raise ValueError(f"sequence of {start + S} tokens is longer than the cache or max_seq_len")
+        cos, sin = self.cos[start:start + S].to(self.embedding.weight.dtype), self.sin[start:start + S].to(self.embedding.weight.dtype)
+        x = self.embedding(tokens)  # [B, S, D]
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cos, sin, cache, layer)
+        if cache is not None:
+            cache.length = start + S
+        return self.norm(x)

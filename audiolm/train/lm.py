@@ -1,0 +1,170 @@
+"""Training a stage's language model on token shards, through the shared loop.
+
+Each speaker's utterances (in corpus order) are joined into one stream of aligned semantic ids and codes
+(an utterance is trimmed to whole semantic frames), and a training window is a random crop of
+`stage.window_seconds` from a stream: long windows cross utterance boundaries of one voice, which is what
+continuing a prompt asks for. The loss is next-token cross-entropy on the predicted stream only, with
+accuracy per level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from audiolm.data.datasets import step_generator
+from audiolm.errors import AudiolmError
+from audiolm.lm.model import build_model, save_stage
+from audiolm.lm.stages import StageSpec
+from audiolm.lm.transformer import Transformer, TransformerConfig
+from audiolm.train.loop import OptimizerConfig, TrainConfig
+
+
+@dataclass(kw_only=True)
+class LMDataConfig:
+    shards: str = ""  # a folder from `audiolm tokenize`
+    train_split: str = "train"
+    valid_split: str = "valid"
+    valid_windows: int = 32
+
+
+@dataclass(kw_only=True)
+class LMRunConfig:
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    stage: StageSpec = field(default_factory=lambda: StageSpec(stage="semantic"))
+    model: TransformerConfig = field(default_factory=TransformerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1))
+
+
+class TokenStreams:
+    """Per-speaker streams of aligned semantic ids `[Ts]` and codes `[K, Ts * ratio]` from some utterances."""
+
+    def __init__(self, shards, indices: list[int], ratio: int) -> None:
+        self.ratio = ratio
+        self.semantic: list[torch.Tensor] = []
+        self.codes: list[torch.Tensor] = []
+        for _, utterances in sorted(shards.by_speaker(indices).items()):
+            semantic, codes = [], []
+            for i in utterances:
+                ids, acoustic = shards.semantic(i), shards.codes(i)
+                n = min(ids.shape[0], acoustic.shape[1] // ratio)
+                semantic.append(ids[:n])
+                codes.append(acoustic[:, : n * ratio])
+            self.semantic.append(torch.cat(semantic))
+            self.codes.append(torch.cat(codes, dim=1))
+        self.lengths = torch.tensor([s.shape[0] for s in self.semantic])
+
+    def windows(self, count: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`count` random crops of `length` semantic frames: semantic `[count, length]`, codes `[count, K, length * ratio]`."""
+        room = (self.lengths - length + 1).clamp_min(0).double()
+        if room.sum() == 0:
+            raise AudiolmError(f"no speaker has {length} semantic frames of audio: shorten stage.window_seconds")
+        picks = torch.multinomial(room, count, replacement=True, generator=generator).tolist()
+        semantic, codes = [], []
+        for stream in picks:
+            start = int(torch.randint(0, int(room[stream]), (1,), generator=generator))
+            semantic.append(self.semantic[stream][start:start + length])
+            codes.append(self.codes[stream][:, start * self.ratio:(start + length) * self.ratio])
+        return torch.stack(semantic), torch.stack(codes)
+
+
+class LMTask:
+    def __init__(self, config: LMRunConfig, shards, fingerprints: dict | None = None) -> None:
+        self.config = config
+        self.spec = config.stage
+        self.fingerprints = fingerprints or {}
+        ratio = self.spec.ratio
+        self.train_streams = TokenStreams(shards, shards.split(config.data.train_split), ratio)
+        valid = shards.split(config.data.valid_split) if config.data.valid_split else []
+        self.valid_streams = TokenStreams(shards, valid, ratio) if valid else self.train_streams
+        self.model = build_model(self.spec, config.model)
+        self.window = self.spec.window_frames if self.spec.stage == "semantic" else self.spec.window_frames // ratio
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"lm": self.model}
+
+    def optimizers(self) -> dict[str, tuple[list[str], OptimizerConfig]]:
+        return {"lm": (["lm"], self.config.optimizer)}
+
+    def _examples(self, streams: TokenStreams, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        semantic, codes = streams.windows(count, self.window, generator)
+        return self.spec.example(semantic, codes)
+
+    def batch(self, step: int, start: int, stop: int) -> dict[str, torch.Tensor]:
+        examples = self._examples(self.train_streams, self.config.train.batch_size, step_generator(self.config.train.seed, step))
+        return {k: v[start:stop] for k, v in examples.items()}
+
+    def _loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        if isinstance(model, Transformer):
+            logits = model.head(model.features(batch["inputs"])[batch["mask"]])  # only the predicted positions: [N, V]
+        else:  # wrapped by DDP, whose forward (all logits) is what synchronises the gradients
+            logits = model(batch["inputs"])[batch["mask"]]
+        targets, levels = batch["targets"][batch["mask"]], batch["levels"][batch["mask"]]
+        loss = F.cross_entropy(logits.float(), targets)
+        name = f"lm/{self.spec.stage}"
+        logs = {f"{name}/ce": loss.item()}
+        correct = logits.argmax(-1) == targets
+        for level in range(self.spec.target_levels):
+            picked = levels == level
+            if picked.any():
+                logs[f"{name}/accuracy_{level + 1}"] = correct[picked].float().mean().item()
+        return loss, logs
+
+    def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
+        loss, logs = self._loss(models["lm"], batch)
+        yield "lm", loss, logs
+
+    @torch.no_grad()
+    def validate(self, models: dict[str, nn.Module], step: int) -> dict[str, float]:
+        model = models["lm"]
+        device = next(model.parameters()).device
+        examples = self._examples(self.valid_streams, self.config.data.valid_windows, torch.Generator().manual_seed(1234))
+        totals: dict[str, float] = {}
+        chunks = list(range(0, self.config.data.valid_windows, 8))
+        for i in chunks:
+            _, logs = self._loss(model, {k: v[i:i + 8].to(device) for k, v in examples.items()})
+            for key, value in logs.items():
+                totals[key] = totals.get(key, 0.0) + value / len(chunks)
+        return totals
+
+    def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:
+        save_stage(run_dir / "model", models["lm"], self.spec, self.fingerprints)
+
+
+PRESETS = Path(__file__).resolve().parents[2] / "configs" / "lm"
+
+
+def resolve_preset(preset: str) -> Path:
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return PRESETS / f"{preset}.yaml"
+
+
+def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
+             stop_after: int | None = None):
+    """Train (or resume) one stage (`semantic`, `coarse`, `fine`) from a preset and overrides into `run_dir`; the
+    final model lands in `run_dir/model/`. The vocabulary (semantic K, codebook size, frame rates) comes from the shards."""
+    from audiolm.data.shards import TokenShards
+    from audiolm.train.config import load_config
+    from audiolm.train.loop import train
+
+    config = load_config(LMRunConfig, resolve_preset(preset), [f"stage.stage={stage}", *(overrides or [])])
+    if not config.data.shards:
+        raise AudiolmError("no training data: pass --shards (a folder from `audiolm tokenize`)")
+    shards = TokenShards(config.data.shards)
+    spec = config.stage
+    if spec.num_coarse + (spec.num_fine if spec.stage == "fine" else 0) > shards.num_codebooks:
+        raise AudiolmError(f"{config.data.shards}: holds {shards.num_codebooks} codec levels; the stage wants "
+                           f"{spec.num_coarse} coarse + {spec.num_fine} fine")
+    config.stage = StageSpec(**{**asdict(spec), "semantic_vocab": shards.semantic_vocab, "codebook_size": shards.codebook_size,
+                                "semantic_rate": shards.semantic_rate, "acoustic_rate": shards.acoustic_rate})
+    torch.manual_seed(config.train.seed)
+    task = LMTask(config, shards, fingerprints=shards.fingerprints)
+    return train(task, config.train, run_dir, {"kind": "lm-run", **asdict(config)}, progress=progress, stop_after=stop_after)

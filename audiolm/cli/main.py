@@ -287,6 +287,91 @@ def cmd_semantic_eval(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}")
 
 
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    from audiolm.data.shards import tokenize_corpus
+
+    summary = tokenize_corpus(args.manifest, args.semantic, args.codec, args.output, args.num_codebooks, args.shard_size,
+                              args.workers, progress=not args.quiet)
+    if summary["complete"]:
+        print(f"tokenized {summary['utterances']} utterances ({summary['hours']:.3f} h) into {summary['shards']} shards in "
+              f"{args.output} ({summary['tokenized']} written now); skipped {summary['skipped']} unreadable files")
+    else:
+        print(f"wrote {summary['tokenized']} of {summary['shards']} shards in {args.output}; the index is written when every "
+              f"shard is done; skipped {summary['skipped']} unreadable files so far")
+
+
+def cmd_lm_train(args: argparse.Namespace) -> None:
+    from audiolm.train.lm import train_lm
+
+    overrides = list(args.overrides)
+    if args.shards:
+        overrides.append(f"data.shards={Path(args.shards).resolve()}")
+    if args.acoustic_only:
+        overrides.append("stage.use_semantic=false")
+    result = train_lm(args.config, args.stage, args.output, overrides, progress=not args.quiet, stop_after=args.stop_after)
+    print(f"trained the {args.stage} stage to step {result.step}; run in {args.output} (model in {Path(args.output) / 'model'} "
+          "when finished)")
+
+
+def _sampling(args: argparse.Namespace):
+    from audiolm.generation.pipeline import StageSampling
+    from audiolm.generation.sampling import Sampling
+
+    sampling = StageSampling()
+    for stage in ("semantic", "coarse", "fine"):
+        temperature = getattr(args, f"{stage}_temperature")
+        if temperature is not None:
+            setattr(sampling, stage, Sampling(temperature=temperature, top_k=args.top_k, top_p=args.top_p))
+        else:
+            setattr(sampling, stage, Sampling(temperature=getattr(sampling, stage).temperature, top_k=args.top_k, top_p=args.top_p))
+    return sampling
+
+
+def _write_generation(args: argparse.Namespace, out, prompt=None) -> None:
+    from audiolm.audio.io import save_audio
+
+    save_audio(args.output, out.wav[0].cpu(), out.sample_rate)
+    seconds = out.wav.shape[-1] / out.sample_rate
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in out.seconds_per_stage.items())
+    print(f"wrote {args.output} ({seconds:.2f} s; new audio from {out.prompt_seconds:.2f} s; {timing})")
+    if args.plot:
+        from audiolm.audio.plot import plot_spectrograms
+
+        wavs = {"prompt": prompt[0].cpu()} if prompt is not None else {}
+        wavs[f"generated (new audio from {out.prompt_seconds:.2f} s)"] = out.wav[0].cpu()
+        plot_spectrograms(wavs, out.sample_rate, args.plot)
+        print(f"wrote {args.plot}")
+
+
+def _bundle(args: argparse.Namespace):
+    from audiolm.generation.pipeline import AudioLM
+
+    return AudioLM.load(args.models)
+
+
+def cmd_continue(args: argparse.Namespace) -> None:
+    from audiolm.audio.io import load_audio
+
+    audiolm = _bundle(args)
+    prompt = load_audio(args.prompt, audiolm.sample_rate, duration=args.prompt_seconds)[None]  # [1, 1, L]
+    out = audiolm.continue_audio(prompt, args.seconds, args.seed, _sampling(args), acoustic_only=args.acoustic_only)
+    _write_generation(args, out, prompt[0])
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    out = _bundle(args).generate(args.seconds, args.seed, _sampling(args))
+    _write_generation(args, out)
+
+
+def cmd_resynth(args: argparse.Namespace) -> None:
+    from audiolm.audio.io import load_audio
+
+    audiolm = _bundle(args)
+    wav = load_audio(args.input, audiolm.sample_rate)[None]
+    out = audiolm.resynthesize(wav, args.seed, _sampling(args))
+    _write_generation(args, out, wav[0])
+
+
 def _print_corpus(summary: dict, output: str) -> None:
     from audiolm.data.manifest import format_summary
 
@@ -424,6 +509,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the table to this markdown file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_semantic_eval)
+    p = commands.add_parser("tokenize", help="a manifest's audio -> semantic ids and codec codes in uint16 shards (resumable; "
+                            "torchrun splits the shards)")
+    p.add_argument("manifest")
+    p.add_argument("-o", "--output", required=True, help="shards folder: shard_*.safetensors + shard_*.json, index.json")
+    p.add_argument("--semantic", required=True, help="semantic tokenizer folder")
+    p.add_argument("--codec", required=True, help="codec folder (model.safetensors + config.json)")
+    p.add_argument("--num-codebooks", type=int, help="codec levels to store (default all)")
+    p.add_argument("--shard-size", type=_workers, default=256, help="utterances per shard")
+    p.add_argument("--workers", type=_workers, default=1, help="processes, one thread each")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_tokenize)
+    lm = commands.add_parser("lm", help="train the three stage language models on token shards").add_subparsers(dest="action",
+                                                                                                                 required=True)
+    p = lm.add_parser("train", help="train (or resume) one stage; torchrun for several processes")
+    p.add_argument("--stage", required=True, choices=("semantic", "coarse", "fine"))
+    p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
+    p.add_argument("--shards", help="token shards from `audiolm tokenize`")
+    p.add_argument("--acoustic-only", action="store_true", help="coarse stage without semantic tokens (the baseline)")
+    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
+    p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    p.set_defaults(func=cmd_lm_train)
+    for name, helptext in (("continue", "continue a speech (or piano) prompt, keeping its voice"),
+                           ("generate", "unconditional generation"),
+                           ("resynth", "new acoustic tokens for a file's semantic tokens: same words, another voice")):
+        p = commands.add_parser(name, help=helptext)
+        if name == "continue":
+            p.add_argument("prompt", help="prompt audio (the first --prompt-seconds are used)")
+            p.add_argument("--prompt-seconds", type=_positive, default=3.0)
+            p.add_argument("--acoustic-only", action="store_true", help="the baseline: coarse LM without semantic tokens")
+        if name == "resynth":
+            p.add_argument("input")
+        if name != "resynth":
+            p.add_argument("--seconds", type=_positive, default=7.0 if name == "continue" else 10.0, help="seconds of new audio")
+        p.add_argument("-o", "--output", required=True, help="wav file")
+        p.add_argument("--models", default=str(Path(__file__).resolve().parents[2] / "models" / "speech"),
+                       help="model bundle folder (default: the bundled speech models)")
+        p.add_argument("--seed", type=int, default=0)
+        for stage in ("semantic", "coarse", "fine"):
+            p.add_argument(f"--{stage}-temperature", type=float, help="sampling temperature (0: greedy)")
+        p.add_argument("--top-k", type=int, default=0)
+        p.add_argument("--top-p", type=float, default=1.0)
+        p.add_argument("--plot", metavar="PNG", help="also draw spectrograms of the prompt and the result")
+        p.set_defaults(func={"continue": cmd_continue, "generate": cmd_generate, "resynth": cmd_resynth}[name])
     return parser
 
 

@@ -14,6 +14,7 @@ windows, all of equal length decoded as one batch.
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
 from audiolm.generation.sampling import Sampling, sample
 from audiolm.lm.stages import StageSpec
@@ -30,13 +31,14 @@ def generate_tokens(model: Transformer, spec: StageSpec, prefix: torch.Tensor, s
     if steps == 0:
         return out
     cache = model.new_cache(B, prefix.shape[1] + steps)
-    logits = model(prefix, cache)[:, -1]  # [B, V]
+    hidden = model.features(prefix, cache)[:, -1]  # [B, D]
     for i in range(steps):
         lo, hi = spec.target_range(start_index + i)
-        token = sample(logits[:, lo:hi], sampling, generator) + lo
+        logits = F.linear(hidden, model.head.weight[lo:hi])  # only the next token's level: [B, hi - lo]
+        token = sample(logits, sampling, generator) + lo
         out[:, i] = token
         if i + 1 < steps:
-            logits = model(token[:, None], cache)[:, -1]
+            hidden = model.features(token[:, None], cache)[:, -1]
     return out
 
 

@@ -164,7 +164,9 @@ def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] 
         raise AudiolmError(f"{config.data.shards}: holds {shards.num_codebooks} codec levels; the stage wants "
                            f"{spec.num_coarse} coarse + {spec.num_fine} fine")
     config.stage = StageSpec(**{**asdict(spec), "semantic_vocab": shards.semantic_vocab, "codebook_size": shards.codebook_size,
-                                "semantic_rate": shards.semantic_rate, "acoustic_rate": shards.acoustic_rate})
+                                "semantic_rate": shards.semantic_frame_rate, "acoustic_rate": shards.acoustic_frame_rate})
+    identity = shards.index["identity"]
+    fingerprints = {"semantic": identity["tokenizer"]["fingerprint"], "codec": identity["codec"]["codebook_fingerprint"]}
     torch.manual_seed(config.train.seed)
-    task = LMTask(config, shards, fingerprints=shards.fingerprints)
+    task = LMTask(config, shards, fingerprints=fingerprints)
     return train(task, config.train, run_dir, {"kind": "lm-run", **asdict(config)}, progress=progress, stop_after=stop_after)

@@ -1,0 +1,432 @@
+"""Tokenize a corpus once: semantic ids and codec codes of every utterance, in uint16 shards with an index.
+
+    summary = tokenize_corpus("data/speech/manifest.jsonl", "models/speech/semantic", "models/speech/codec", "tokens/")
+    shards = TokenShards("tokens/")
+    shards.check(tokenizer, codec)             # refuse models other than the ones that wrote the shards
+    ids = shards.semantic(i)                   # [T_s] int64, T_s = ceil(L / 640) at 25 Hz
+    codes = shards.codes(i)                    # [K, T_a] int64, T_a = ceil(L / 320) at 50 Hz
+    train = shards.split("train")              # utterance indices in corpus order
+
+The manifest's entries, in manifest order, are cut into shards of `shard_size` utterances, so shard i always
+holds the same entries. Each shard is two files, each written atomically, the JSON last (its commit marker):
+- `shard_00000.safetensors`: `semantic` uint16 `[N_s]` (every utterance's ids, concatenated) and `codes`
+  uint16 `[K, N_a]` (every utterance's codes, concatenated along time);
+- `shard_00000.json`: the models' identity, one record per utterance {id, speaker, split, duration,
+  semantic_offset, semantic_length, codes_offset, codes_length}, the files skipped [{id, path, error}],
+  the frame counts and the size of the safetensors file.
+`index.json`, written once every shard is complete, holds the format and version, the tokenizer's and the
+codec's identity (fingerprints, vocabularies, frame rates), the sample rate, totals and the shard list.
+
+A re-run skips complete shards and writes the same bytes, so an interrupted run resumes where it stopped;
+a folder holding tokens of another tokenizer, codec, number of levels, shard size or manifest is refused.
+Audio that cannot be loaded is skipped and listed, never fatal. Each utterance is tokenized alone
+(batch 1), so tokens do not depend on batching; bit-exact reruns assume the same torch thread count.
+
+Parallelism: `workers` processes (each loads the models and uses one thread) take whole shards. Under
+torchrun (RANK and WORLD_SIZE set), rank r takes the shards i with i % WORLD_SIZE == r; the index is
+written by any process that finds every shard complete when its own are done (if torch.distributed is
+initialised, all ranks meet at a barrier and rank 0 writes it). Writers of the index write the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from queue import Empty
+
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from audiolm.audio.io import AudioError, load_audio
+from audiolm.data.manifest import Entry, read_manifest
+from audiolm.errors import AudiolmError, FileError
+from audiolm.files import atomic_path, write_json
+from audiolm.train.checkpoint import load_tensors, read_json
+
+FORMAT = "audiolm-token-shards"
+VERSION = 1
+INDEX = "index.json"
+MAX_VOCAB = 65536  # uint16
+
+
+def shard_name(index: int) -> str:
+    return f"shard_{index:05d}"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One tokenized utterance: where its tokens lie in its shard (offsets and lengths in frames)."""
+
+    id: str
+    speaker: str | None
+    split: str | None
+    duration: float  # seconds of audio tokenized
+    shard: int
+    semantic_offset: int
+    semantic_length: int
+    codes_offset: int
+    codes_length: int
+
+
+@dataclass
+class _Models:
+    tokenizer: object  # SemanticTokenizer
+    codec: object  # Codec
+    num_codebooks: int
+
+    @classmethod
+    def load(cls, tokenizer_dir: str | Path, codec_dir: str | Path, num_codebooks: int | None) -> _Models:
+        from audiolm.codec.model import Codec
+        from audiolm.semantic.tokenizer import SemanticTokenizer
+
+        tokenizer, codec = SemanticTokenizer.load(tokenizer_dir), Codec.load(codec_dir)
+        if num_codebooks is not None and not 1 <= num_codebooks <= codec.num_codebooks:
+            raise AudiolmError(f"{codec_dir}: num_codebooks must be in 1..{codec.num_codebooks}, got {num_codebooks}")
+        if tokenizer.codebook_size > MAX_VOCAB or codec.cardinality > MAX_VOCAB:
+            raise AudiolmError(f"shards store uint16 tokens: vocabularies of at most {MAX_VOCAB} "
+                               f"(tokenizer {tokenizer.codebook_size}, codec {codec.cardinality})")
+        return cls(tokenizer, codec, num_codebooks or codec.num_codebooks)
+
+    def identity(self, shard_size: int) -> dict:
+        """What fixes every shard's content (with the manifest): models, levels, sample rate, shard size."""
+        tokenizer, codec = self.tokenizer, self.codec
+        return {
+            "tokenizer": {"fingerprint": tokenizer.fingerprint(), "codebook_size": tokenizer.codebook_size,
+                          "frame_rate": tokenizer.frame_rate, "sample_rate": tokenizer.sample_rate},
+            "codec": {"config_hash": codec.config.hash(), "codebook_fingerprint": codec.codebook_fingerprint(),
+                      "num_codebooks": self.num_codebooks, "codebook_size": codec.cardinality, "frame_rate": codec.frame_rate,
+                      "sample_rate": codec.sample_rate},
+            "sample_rate": codec.sample_rate,
+            "shard_size": shard_size,
+        }
+
+    @torch.inference_mode()
+    def tokenize(self, entry: Entry, path: Path) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """One utterance alone -> (ids `[T_s]`, codes `[K, T_a]`, seconds); raises `AudioError` for bad audio."""
+        rate = self.codec.sample_rate
+        wav = _load(entry, path, rate)  # [1, L]
+        semantic_wav = wav if self.tokenizer.sample_rate == rate else _load(entry, path, self.tokenizer.sample_rate)
+        ids = self.tokenizer(semantic_wav[None])[0]  # [T_s]
+        codes = self.codec.encode(wav[None], self.num_codebooks)[0]  # [K, T_a]
+        return ids, codes, wav.shape[-1] / rate
+
+
+def _load(entry: Entry, path: Path, sample_rate: int) -> torch.Tensor:
+    """An entry's audio `[1, L]`; entries with an `offset` (seconds) are a part of their file."""
+    if "offset" in entry.extra:
+        return load_audio(path, sample_rate, offset=float(entry.extra["offset"]), duration=entry.duration)
+    return load_audio(path, sample_rate)
+
+
+def _write_shard(models: _Models, index: int, entries: list[Entry], root: Path, output_dir: Path, identity: dict,
+                 tick: Callable[[int], None]) -> dict:
+    """Tokenize one shard's entries and write its safetensors, then its JSON; return the JSON's content."""
+    records, skipped, semantic, codes = [], [], [], []
+    semantic_offset = codes_offset = 0
+    for entry in entries:
+        path = entry.audio_path(root)
+        try:
+            ids, entry_codes, seconds = models.tokenize(entry, path)
+        except AudioError as error:
+            skipped.append({"id": entry.id, "path": str(path), "error": error.problem})
+            tick(1)
+            continue
+        records.append({"id": entry.id, "speaker": entry.speaker, "split": entry.split, "duration": seconds,
+                        "semantic_offset": semantic_offset, "semantic_length": ids.shape[0],
+                        "codes_offset": codes_offset, "codes_length": entry_codes.shape[1]})
+        semantic.append(ids)
+        codes.append(entry_codes)
+        semantic_offset += ids.shape[0]
+        codes_offset += entry_codes.shape[1]
+        tick(1)
+    empty = torch.zeros(models.num_codebooks, 0, dtype=torch.long)
+    tensors = {
+        "semantic": torch.cat([empty[0], *semantic]).to(torch.uint16),  # [N_s]
+        "codes": torch.cat([empty, *codes], dim=1).to(torch.uint16),  # [K, N_a]
+    }
+    name = shard_name(index)
+    with atomic_path(output_dir / f"{name}.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"format": FORMAT})  # one key: same bytes every run
+    sidecar = {"format": FORMAT, "version": VERSION, "shard": index, "identity": identity,
+               "tensors": f"{name}.safetensors", "bytes": (output_dir / f"{name}.safetensors").stat().st_size,
+               "semantic_frames": semantic_offset, "codes_frames": codes_offset, "utterances": records, "skipped": skipped}
+    write_json(output_dir / f"{name}.json", sidecar)
+    return sidecar
+
+
+# Worker processes: each loads the models once and reports finished utterances through a queue.
+_WORKER: dict = {}
+
+
+def _init_worker(tokenizer_dir: str, codec_dir: str, num_codebooks: int, queue) -> None:
+    torch.set_num_threads(1)
+    _WORKER.update(models=_Models.load(tokenizer_dir, codec_dir, num_codebooks), queue=queue)
+
+
+def _worker_shard(index: int, entries: list[Entry], root: str, output_dir: str, identity: dict) -> dict:
+    try:
+        return _write_shard(_WORKER["models"], index, entries, Path(root), Path(output_dir), identity, _WORKER["queue"].put)
+    except AudiolmError as error:  # FileError does not survive pickling; its message does
+        raise AudiolmError(str(error)) from None
+
+
+def _rank_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _read_sidecar(output_dir: Path, index: int) -> dict | None:
+    """A shard's JSON if the shard is complete (JSON readable, safetensors present with its recorded size)."""
+    try:
+        sidecar = json.loads((output_dir / f"{shard_name(index)}.json").read_text(encoding="utf-8"))
+        complete = (output_dir / f"{shard_name(index)}.safetensors").stat().st_size == sidecar["bytes"]
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    return sidecar if complete else None
+
+
+def _check_shard(sidecar: dict, path: Path, identity: dict, entries: list[Entry]) -> None:
+    if sidecar.get("identity") != identity:
+        raise FileError(path, f"holds tokens of another tokenizer, codec, number of levels or shard size "
+                              f"({_describe(sidecar.get('identity'))}; now {_describe(identity)}); use another output folder")
+    ids = [r["id"] for r in sidecar["utterances"]] + [s["id"] for s in sidecar["skipped"]]
+    if sorted(ids) != sorted(e.id for e in entries):
+        raise FileError(path, "holds other utterances than this manifest's entries for it (another manifest?); use another output folder")
+
+
+def _describe(identity: dict | None) -> str:
+    try:
+        codec = identity["codec"]
+        return (f"tokenizer {identity['tokenizer']['fingerprint']}, codec {codec['config_hash']}/{codec['codebook_fingerprint']} "
+                f"with {codec['num_codebooks']} levels, shards of {identity['shard_size']}")
+    except (KeyError, TypeError):
+        return "unknown models"
+
+
+def _claim(output_dir: Path, identity: dict, chunks: list[list[Entry]]) -> dict[int, dict]:
+    """Refuse a folder holding other tokens; return the complete shards {index: sidecar}."""
+    index_path = output_dir / INDEX
+    previous = read_json(index_path).get("identity") if index_path.exists() else identity
+    if previous != identity:
+        raise FileError(index_path, f"holds tokens of {_describe(previous)}, not of {_describe(identity)}; use another output folder")
+    done = {}
+    for path in sorted(output_dir.glob("shard_*.json")):
+        try:
+            index = int(path.stem.removeprefix("shard_"))
+        except ValueError:
+            continue
+        if index >= len(chunks):
+            raise FileError(path, f"is past the {len(chunks)} shards of this manifest (another manifest?); use another output folder")
+        sidecar = _read_sidecar(output_dir, index)
+        if sidecar is not None:
+            _check_shard(sidecar, path, identity, chunks[index])
+            done[index] = sidecar
+    return done
+
+
+def _write_index(output_dir: Path, identity: dict, sidecars: list[dict]) -> dict:
+    utterances = sum(len(s["utterances"]) for s in sidecars)
+    seconds = sum(r["duration"] for s in sidecars for r in s["utterances"])
+    skipped = [item for s in sidecars for item in s["skipped"]]
+    index = {
+        "format": FORMAT, "version": VERSION, "identity": identity,
+        "totals": {"utterances": utterances, "hours": round(seconds / 3600, 6), "skipped": len(skipped),
+                   "semantic_frames": sum(s["semantic_frames"] for s in sidecars),
+                   "codes_frames": sum(s["codes_frames"] for s in sidecars),
+                   "bytes": sum(s["bytes"] for s in sidecars)},
+        "shards": [{"name": shard_name(s["shard"]), "utterances": len(s["utterances"]), "skipped": len(s["skipped"]),
+                    "semantic_frames": s["semantic_frames"], "codes_frames": s["codes_frames"], "bytes": s["bytes"]}
+                   for s in sidecars],
+        "skipped": skipped,
+    }
+    write_json(output_dir / INDEX, index)
+    return index
+
+
+def tokenize_corpus(manifest: str | Path, tokenizer_dir: str | Path, codec_dir: str | Path, output_dir: str | Path,
+                    num_codebooks: int | None = None, shard_size: int = 256, workers: int = 1, progress: bool = True) -> dict:
+    """Tokenize (or resume tokenizing) a manifest's audio into `output_dir`; see the module docstring for the format.
+
+    Returns {"utterances", "hours", "skipped", "shards", "tokenized" (shards written by this call), "complete"
+    (whether every shard exists, hence the index), "index" (its path, or None)}; totals are of the whole corpus
+    when complete, else of the shards present.
+    """
+    if shard_size < 1 or workers < 1:
+        raise ValueError(f"shard_size and workers must be at least 1, got {shard_size} and {workers}")
+    manifest, output_dir = Path(manifest), Path(output_dir)
+    entries = read_manifest(manifest)
+    if not entries:
+        raise AudiolmError(f"{manifest}: no entries to tokenize")
+    models = _Models.load(tokenizer_dir, codec_dir, num_codebooks)
+    identity = models.identity(shard_size)
+    chunks = [entries[i:i + shard_size] for i in range(0, len(entries), shard_size)]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    done = _claim(output_dir, identity, chunks)
+    rank, world = _rank_world()
+    pending = [i for i in range(len(chunks)) if i % world == rank and i not in done]
+    root = manifest.resolve().parent
+    bar = tqdm(total=sum(len(chunks[i]) for i in pending), unit="utt", desc=f"tokenize {manifest.name}", disable=not progress)
+    if workers == 1 or len(pending) <= 1:
+        for i in pending:
+            done[i] = _write_shard(models, i, chunks[i], root, output_dir, identity, bar.update)
+    else:
+        _run_workers(pending, chunks, root, output_dir, identity, (str(tokenizer_dir), str(codec_dir), models.num_codebooks),
+                     min(workers, len(pending)), bar, done)
+    bar.close()
+    return _finish(output_dir, identity, len(chunks), done, tokenized=len(pending))
+
+
+def _run_workers(pending: list[int], chunks: list[list[Entry]], root: Path, output_dir: Path, identity: dict, model_args: tuple,
+                 workers: int, bar: tqdm, done: dict[int, dict]) -> None:
+    # fork where there is one (starting is instant; the parent has touched no GPU), and each worker loads the models itself
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    queue = context.Queue()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(*model_args, queue)) as pool:
+        running = {pool.submit(_worker_shard, i, chunks[i], str(root), str(output_dir), identity): i for i in pending}
+        while running:
+            finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            _drain(queue, bar)
+            for future in finished:
+                done[running.pop(future)] = future.result()
+        _drain(queue, bar)
+
+
+def _drain(queue, bar: tqdm) -> None:
+    try:
+        while True:
+            bar.update(queue.get_nowait())
+    except Empty:
+        pass
+
+
+def _finish(output_dir: Path, identity: dict, count: int, done: dict[int, dict], tokenized: int) -> dict:
+    """Write the index if every shard is complete (rank 0 after a barrier under torch.distributed)."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if distributed:
+        torch.distributed.barrier()
+    for i in range(count):
+        if i not in done and (sidecar := _read_sidecar(output_dir, i)) is not None:
+            done[i] = sidecar
+    sidecars = [done[i] for i in sorted(done)]
+    complete = len(sidecars) == count
+    if complete and (not distributed or torch.distributed.get_rank() == 0):
+        _write_index(output_dir, identity, sidecars)
+    if distributed:
+        torch.distributed.barrier()
+    seconds = sum(r["duration"] for s in sidecars for r in s["utterances"])
+    return {"utterances": sum(len(s["utterances"]) for s in sidecars), "hours": seconds / 3600,
+            "skipped": sum(len(s["skipped"]) for s in sidecars), "shards": count, "tokenized": tokenized,
+            "complete": complete, "index": str(output_dir / INDEX) if complete else None}
+
+
+class TokenShards:
+    """Every shard of a tokenized corpus, in memory as uint16 (an hour is 0.18 MB of 25 Hz semantic ids and
+    0.36 MB per level of 50 Hz codes).
+
+    Shapes: `semantic(i)` is `[T_s]` int64, `codes(i)` is `[K, T_a]` int64 for utterance i in corpus order.
+    A missing or corrupt file raises a one-line `FileError` naming it.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        index_path = self.folder / INDEX
+        self.index = read_json(index_path)
+        if self.index.get("format") != FORMAT:
+            raise FileError(index_path, "is not a token shards index")
+        if int(self.index.get("version", 0)) > VERSION:
+            raise FileError(index_path, f"has token shards format version {self.index['version']}; this audiolm reads up to {VERSION}")
+        try:
+            identity = self.index["identity"]
+            self.tokenizer_fingerprint: str = identity["tokenizer"]["fingerprint"]
+            self.semantic_vocab: int = int(identity["tokenizer"]["codebook_size"])
+            self.semantic_frame_rate: float = float(identity["tokenizer"]["frame_rate"])
+            self.codec_config_hash: str = identity["codec"]["config_hash"]
+            self.codebook_fingerprint: str = identity["codec"]["codebook_fingerprint"]
+            self.num_codebooks: int = int(identity["codec"]["num_codebooks"])
+            self.codebook_size: int = int(identity["codec"]["codebook_size"])
+            self.acoustic_frame_rate: float = float(identity["codec"]["frame_rate"])
+            self.sample_rate: int = int(identity["sample_rate"])
+            names = [shard["name"] for shard in self.index["shards"]]
+        except (KeyError, TypeError, ValueError) as error:
+            raise FileError(index_path, f"index is incomplete ({error})") from None
+        self.utterances: list[Utterance] = []
+        self._semantic: list[torch.Tensor] = []  # per shard [N_s] uint16
+        self._codes: list[torch.Tensor] = []  # per shard [K, N_a] uint16
+        for number, name in enumerate(names):
+            self._load_shard(number, name)
+
+    def _load_shard(self, number: int, name: str) -> None:
+        json_path, tensors_path = self.folder / f"{name}.json", self.folder / f"{name}.safetensors"
+        sidecar = read_json(json_path)
+        if not tensors_path.is_file():
+            raise FileError(tensors_path, "no such shard file (listed in index.json)")
+        tensors = load_tensors(tensors_path)
+        semantic, codes = tensors.get("semantic"), tensors.get("codes")
+        try:
+            records = [Utterance(shard=number, **r) for r in sidecar["utterances"]]
+            frames = (int(sidecar["semantic_frames"]), int(sidecar["codes_frames"]))
+        except (KeyError, TypeError) as error:
+            raise FileError(json_path, f"shard description is incomplete ({error})") from None
+        if (semantic is None or codes is None or semantic.dtype != torch.uint16 or codes.dtype != torch.uint16
+                or semantic.shape != (frames[0],) or codes.shape != (self.num_codebooks, frames[1])):
+            raise FileError(tensors_path, f"tensors do not match {json_path.name} (want uint16 semantic [{frames[0]}] "
+                                          f"and codes [{self.num_codebooks}, {frames[1]}])")
+        if (semantic.numel() and int(semantic.to(torch.int32).max()) >= self.semantic_vocab) or (
+                codes.numel() and int(codes.to(torch.int32).max()) >= self.codebook_size):
+            raise FileError(tensors_path, "holds tokens beyond the vocabularies in index.json")
+        for r in records:
+            if r.semantic_offset + r.semantic_length > frames[0] or r.codes_offset + r.codes_length > frames[1]:
+                raise FileError(json_path, f"utterance {r.id} lies outside the shard's tensors")
+        self.utterances += records
+        self._semantic.append(semantic)
+        self._codes.append(codes)
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def hours(self) -> float:
+        return sum(u.duration for u in self.utterances) / 3600
+
+    def semantic(self, i: int) -> torch.Tensor:
+        """Utterance i's semantic ids `[T_s]` int64."""
+        u = self.utterances[i]
+        return self._semantic[u.shard][u.semantic_offset:u.semantic_offset + u.semantic_length].to(torch.int64)
+
+    def codes(self, i: int) -> torch.Tensor:
+        """Utterance i's codec codes `[K, T_a]` int64."""
+        u = self.utterances[i]
+        return self._codes[u.shard][:, u.codes_offset:u.codes_offset + u.codes_length].to(torch.int64)
+
+    def split(self, name: str) -> list[int]:
+        """Indices of the utterances in split `name`, in corpus order."""
+        return [i for i, u in enumerate(self.utterances) if u.split == name]
+
+    def by_speaker(self, indices: list[int] | None = None) -> dict[str | None, list[int]]:
+        """{speaker: its utterance indices} over `indices` (all by default), speakers and indices in corpus order."""
+        groups: dict[str | None, list[int]] = {}
+        for i in range(len(self)) if indices is None else sorted(indices):
+            groups.setdefault(self.utterances[i].speaker, []).append(i)
+        return groups
+
+    def check(self, tokenizer=None, codec=None) -> None:
+        """Raise `FileError` (naming index.json) unless `tokenizer` / `codec` are the models that wrote the shards."""
+        path = self.folder / INDEX
+        if tokenizer is not None and tokenizer.fingerprint() != self.tokenizer_fingerprint:
+            raise FileError(path, f"was written by another semantic tokenizer ({self.tokenizer_fingerprint}, "
+                                  f"this one {tokenizer.fingerprint()}): its ids mean something else")
+        if codec is not None:
+            if codec.config.hash() != self.codec_config_hash:
+                raise FileError(path, f"was written by a codec with other settings (config {self.codec_config_hash}, "
+                                      f"this codec {codec.config.hash()})")
+            if codec.codebook_fingerprint() != self.codebook_fingerprint:
+                raise FileError(path, f"was written by a codec with other codebooks ({self.codebook_fingerprint}, "
+                                      f"this codec {codec.codebook_fingerprint()}): its codes mean something else")
+

@@ -1,0 +1,50 @@
+"""The stage LMs through the shared loop on real (tiny) token shards: each stage learns, exports, and the
+exported stages run in the pipeline."""
+
+import pytest
+import torch
+
+from audiolm.codec.model import Codec, CodecConfig
+from audiolm.data.shards import TokenShards, tokenize_corpus
+from audiolm.lm.model import load_stage
+from audiolm.semantic.encoder import MFCCEncoder
+from audiolm.semantic.tokenizer import fit_tokenizer
+from audiolm.train.lm import TokenStreams, train_lm
+from tests.helpers_codec import tone_manifest
+
+TINY_CODEC = dict(encoder_dim=16, encoder_layers=1, encoder_channels=4, latent_dim=16, num_codebooks=4, codebook_size=32,
+                  decoder_dim=32, decoder_layers=1)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    manifest = tone_manifest(folder / "audio", count=8, seconds=2.0)
+    torch.manual_seed(0)
+    Codec(CodecConfig(**TINY_CODEC)).save(folder / "codec")
+    clips = [torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(i)) * 0.1 for i in range(6)]
+    fit_tokenizer(MFCCEncoder(stack=2), 0, clips, k=8, iterations=3).save(folder / "semantic")
+    tokenize_corpus(manifest, folder / "semantic", folder / "codec", folder / "shards", progress=False)
+    return folder / "shards"
+
+
+def test_streams_join_a_speakers_utterances_with_aligned_frames(shards):
+    tokens = TokenShards(shards)
+    streams = TokenStreams(tokens, tokens.split("train"), ratio=2)
+    assert len(streams.semantic) == len(tokens.by_speaker(tokens.split("train")))
+    assert all(c.shape[1] == 2 * s.shape[0] for s, c in zip(streams.semantic, streams.codes))
+    semantic, codes = streams.windows(5, 20, torch.Generator().manual_seed(0))
+    assert semantic.shape == (5, 20) and codes.shape == (5, 4, 40)
+
+
+@pytest.mark.parametrize("stage", ["semantic", "coarse", "fine"])
+def test_each_stage_learns_its_tokens(shards, tmp_path, stage):
+    overrides = [f"data.shards={shards}", "train.steps=40", "train.batch_size=8", "train.log_every=1", "train.valid_every=40",
+                 "train.save_every=40", "train.warmup_steps=2", "optimizer.lr=3e-3", "train.num_threads=1"]
+    result = train_lm("tiny", stage, tmp_path / "run", overrides, progress=False)
+    losses = [r[f"lm/{stage}/ce"] for r in result.logs if f"lm/{stage}/ce" in r]
+    assert len(losses) >= 40 and sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    model, spec, fingerprints = load_stage(tmp_path / "run" / "model")
+    assert spec.stage == stage and spec.codebook_size == 32 and spec.semantic_vocab == 8 and set(fingerprints) == {"semantic", "codec"}
+    if stage != "semantic":
+        assert f"lm/{stage}/accuracy_2" in result.logs[-1] or any(f"lm/{stage}/accuracy_2" in r for r in result.logs)

@@ -48,3 +48,30 @@ def test_each_stage_learns_its_tokens(shards, tmp_path, stage):
     assert spec.stage == stage and spec.codebook_size == 32 and spec.semantic_vocab == 8 and set(fingerprints) == {"semantic", "codec"}
     if stage != "semantic":
         assert f"lm/{stage}/accuracy_2" in result.logs[-1] or any(f"lm/{stage}/accuracy_2" in r for r in result.logs)
+
+
+def test_two_torchrun_processes_match_one_process(shards, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    common = ["train.steps=2", "train.batch_size=4", "train.save_every=2", "train.num_threads=1", "train.valid_every=1000",
+              "model.dropout=0.0"]
+    train_lm("tiny", "coarse", tmp_path / "one", [f"data.shards={shards}", *common], progress=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+               str(port), "-m", "audiolm.cli.main", "lm", "train", "--stage", "coarse", "--config", "tiny", "--shards", str(shards),
+               "-o", str(tmp_path / "two"), "--quiet", *common]
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[2], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a = load_file(str(tmp_path / "one" / "checkpoints" / "step_00000002" / "lm.safetensors"))
+    b = load_file(str(tmp_path / "two" / "checkpoints" / "step_00000002" / "lm.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)

@@ -313,6 +313,17 @@ def cmd_lm_train(args: argparse.Namespace) -> None:
           "when finished)")
 
 
+def cmd_bundle(args: argparse.Namespace) -> None:
+    from audiolm.generation.bundle import write_bundle
+
+    stages = {"semantic": args.semantic_lm, "coarse": args.coarse_lm, "fine": args.fine_lm}
+    if args.acoustic_lm:
+        stages["acoustic"] = args.acoustic_lm
+    write_bundle(args.output, args.tokenizer, args.codec, stages, fp16=not args.fp32)
+    size = sum(f.stat().st_size for f in Path(args.output).rglob("*.safetensors")) / 1e6
+    print(f"wrote the bundle {args.output} ({size:.1f} MB of weights)")
+
+
 def _sampling(args: argparse.Namespace):
     from audiolm.generation.pipeline import StageSampling
     from audiolm.generation.sampling import Sampling
@@ -532,6 +543,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
     p.set_defaults(func=cmd_lm_train)
+    p = commands.add_parser("bundle", help="assemble a model bundle (tokenizer, codec, stage LMs) for continue / generate / resynth")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--tokenizer", required=True, help="semantic tokenizer folder")
+    p.add_argument("--codec", required=True, help="codec folder")
+    p.add_argument("--semantic-lm", required=True, help="stage run or model folder")
+    p.add_argument("--coarse-lm", required=True)
+    p.add_argument("--fine-lm", required=True)
+    p.add_argument("--acoustic-lm", help="the acoustic-only coarse LM (optional)")
+    p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    p.set_defaults(func=cmd_bundle)
     for name, helptext in (("continue", "continue a speech (or piano) prompt, keeping its voice"),
                            ("generate", "unconditional generation"),
                            ("resynth", "new acoustic tokens for a file's semantic tokens: same words, another voice")):

@@ -75,3 +75,26 @@ def test_two_torchrun_processes_match_one_process(shards, tmp_path):
     b = load_file(str(tmp_path / "two" / "checkpoints" / "step_00000002" / "lm.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)
+
+
+def test_bundle_from_runs_then_continue(shards, tmp_path):
+    from audiolm.cli.main import main
+    from audiolm.generation.pipeline import AudioLM
+
+    runs = {}
+    for stage, extra in (("semantic", []), ("coarse", []), ("fine", []), ("acoustic", ["stage.use_semantic=false"])):
+        overrides = [f"data.shards={shards}", "train.steps=3", "train.save_every=3", "train.num_threads=1", *extra]
+        train_lm("tiny", "coarse" if stage == "acoustic" else stage, tmp_path / stage, overrides, progress=False,
+                 stop_after=2 if stage == "fine" else None)  # the fine run is unfinished: read from its checkpoint
+        runs[stage] = tmp_path / stage
+    corpus = shards.parent
+    assert main(["bundle", "-o", str(tmp_path / "bundle"), "--tokenizer", str(corpus / "semantic"), "--codec", str(corpus / "codec"),
+                 "--semantic-lm", str(runs["semantic"]), "--coarse-lm", str(runs["coarse"]), "--fine-lm", str(runs["fine"]),
+                 "--acoustic-lm", str(runs["acoustic"])]) == 0
+    audiolm = AudioLM.load(tmp_path / "bundle")
+    out = audiolm.continue_audio(torch.randn(1, 1, 16000) * 0.1, 1.0, seed=0)
+    assert out.codes.shape[1] == 4 and abs(out.wav.shape[-1] / 16000 - out.prompt_seconds - 1.0) <= 0.04
+    assert audiolm.acoustic is not None
+    code = main(["bundle", "-o", str(tmp_path / "bad"), "--tokenizer", str(corpus / "semantic"), "--codec", str(corpus / "codec"),
+                 "--semantic-lm", str(runs["semantic"]), "--coarse-lm", str(tmp_path / "nowhere"), "--fine-lm", str(runs["fine"])])
+    assert code == 1 and not (tmp_path / "bad").exists()

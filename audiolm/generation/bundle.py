@@ -1,0 +1,70 @@
+"""Assembling a model bundle (what `AudioLM.load` reads) from a tokenizer, a codec and stage LM runs.
+
+    write_bundle("models/speech", tokenizer="runs/semantic/tokenizer", codec="models/speech/codec",
+                 stages={"semantic": "runs/lm-semantic", "coarse": "runs/lm-coarse", "fine": "runs/lm-fine"}, fp16=True)
+
+A stage may be a run folder (its final `model/`, else its latest checkpoint) or an exported stage folder.
+The parts are checked against each other (the LMs' fingerprints) before anything is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from audiolm.codec.model import Codec
+from audiolm.errors import FileError
+from audiolm.generation.pipeline import PARTS, AudioLM, Stage
+from audiolm.lm.model import build_model, load_stage, save_stage
+from audiolm.semantic.tokenizer import SemanticTokenizer
+
+
+def load_stage_from(folder: str | Path) -> Stage:
+    """A stage LM from an exported folder or a training run (final model, else latest checkpoint)."""
+    from audiolm.train.checkpoint import latest_checkpoint, load_module, read_json
+    from audiolm.train.config import from_dict
+    from audiolm.train.lm import LMRunConfig
+
+    folder = Path(folder)
+    if (folder / "config.json").is_file() and read_json(folder / "config.json").get("kind") == "audiolm-stage":
+        return Stage(*load_stage(folder))
+    if (folder / "model" / "config.json").is_file():
+        return Stage(*load_stage(folder / "model"))
+    checkpoint = latest_checkpoint(folder)
+    if checkpoint is None:
+        raise FileError(folder, "neither a stage model folder nor a training run with a checkpoint")
+    data = read_json(checkpoint / "config.json")
+    if data.pop("kind", None) != "lm-run":
+        raise FileError(checkpoint / "config.json", "is not a stage LM training run")
+    config = from_dict(LMRunConfig, data, str(checkpoint / "config.json"))
+    model = load_module(build_model(config.stage, config.model), checkpoint / "lm.safetensors").eval()
+    index = Path(config.data.shards) / "index.json"  # the vocabulary the run trains on
+    fingerprints = {}
+    if index.is_file():
+        identity = read_json(index)["identity"]
+        fingerprints = {"semantic": identity["tokenizer"]["fingerprint"], "codec": identity["codec"]["codebook_fingerprint"]}
+    return Stage(model, config.stage, fingerprints)
+
+
+def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, stages: dict[str, str | Path], fp16: bool = True) -> Path:
+    """Check the parts against each other, then write them as one bundle folder (fp16 weights by default)."""
+    loaded = {name: load_stage_from(folder) for name, folder in stages.items()}
+    missing = {"semantic", "coarse", "fine"} - set(loaded)
+    if missing:
+        raise FileError(output, f"a bundle needs the {', '.join(sorted(missing))} stage(s)")
+    semantic_tokenizer = SemanticTokenizer.load(tokenizer)
+    codec_model = Codec.load(codec)
+    AudioLM(semantic_tokenizer, codec_model, loaded["semantic"], loaded["coarse"], loaded["fine"], loaded.get("acoustic"))  # checks
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    dtype = torch.float16 if fp16 else None
+    semantic_tokenizer.save(output / "semantic", dtype=dtype)
+    codec_model.save(output / "codec", dtype=dtype)
+    for name, stage in loaded.items():
+        target = output / PARTS[name]
+        if target.exists():
+            shutil.rmtree(target)
+        save_stage(target, stage.model, stage.spec, stage.fingerprints, dtype=dtype)
+    return output

@@ -3,6 +3,8 @@
 Targets come from a semantic tokenizer with the encoder's frame rate: k-means of MFCCs
 (`audiolm semantic fit-kmeans --encoder mfcc-25hz`) in the first iteration, k-means of an intermediate
 layer of the previous iteration's encoder in the next. They are computed on the fly for each crop.
+With `augment_p` > 0 the encoder hears a pitch-shifted / reverberant / noisy version of the crop while its
+targets come from the clean one, which pushes speaker and room out of its features (as ContentVec does).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from audiolm.audio.augment import Augment, AugmentConfig
 from audiolm.data.datasets import AudioClips, step_generator
 from audiolm.errors import AudiolmError
 from audiolm.semantic.ssl import SSLConfig, SSLEncoder, span_mask, ssl_loss
@@ -39,6 +42,8 @@ class SemanticRunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=5e-4, betas=(0.9, 0.98), weight_decay=0.01))
     targets: str = ""  # a semantic tokenizer folder whose ids are the prediction targets
+    augment_p: float = 0.0  # probability that an example's input is augmented (targets stay those of the clean audio)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(pitch_p=0.7, pitch_semitones=3.0, shift_p=0.0))
 
 
 class SemanticTask:
@@ -59,6 +64,9 @@ class SemanticTask:
             except AudiolmError:  # no validation split: validation falls back to training audio
                 self.valid_clips = None
         self.encoder = SSLEncoder(model)
+        if config.augment.shift_p:
+            raise AudiolmError("augment.shift_p must be 0: a time shift would misalign the input and its targets")
+        self.augment = Augment(config.augment, model.sample_rate) if config.augment_p > 0 else None
         self.frames = max(model.mask_length, round(data.crop_seconds * model.frame_rate))
 
     def modules(self) -> dict[str, nn.Module]:
@@ -67,15 +75,19 @@ class SemanticTask:
     def optimizers(self) -> dict[str, tuple[list[str], OptimizerConfig]]:
         return {"encoder": (["encoder"], self.config.optimizer)}
 
-    def _example(self, wav: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def _example(self, wav: torch.Tensor, generator: torch.Generator, augment: bool = False) -> dict[str, torch.Tensor]:
         model = self.config.model
         mask = span_mask(wav.shape[0], self.frames, model.mask_prob, model.mask_length, generator)
-        return {"wav": wav, "mask": mask, "targets": self.targets(wav)}
+        targets = self.targets(wav)
+        if augment and self.augment is not None:
+            picked = torch.rand(wav.shape[0], generator=generator) < self.config.augment_p
+            wav = torch.stack([self.augment(w, generator) if p else w for w, p in zip(wav, picked.tolist())])
+        return {"wav": wav, "mask": mask, "targets": targets}
 
     def batch(self, step: int, start: int, stop: int) -> dict[str, torch.Tensor]:
         generator = step_generator(self.config.train.seed, step)
         wav = self.train_clips.crops(self.config.train.batch_size, self.frames * self.config.model.hop_length, generator)
-        example = self._example(wav, generator)
+        example = self._example(wav, generator, augment=True)
         return {k: v[start:stop] for k, v in example.items()}
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:

@@ -51,3 +51,20 @@ def test_targets_must_match_the_encoder_rate(corpus, tmp_path):
         train_semantic("tiny", tmp_path / "run", [f"data.manifest={manifest}", f"targets={fifty_hz}"], progress=False)
     with pytest.raises(AudiolmError, match="no targets"):
         train_semantic("tiny", tmp_path / "run", [f"data.manifest={manifest}"], progress=False)
+
+
+def test_augmented_inputs_keep_the_clean_targets(corpus, tmp_path):
+    from audiolm.train.config import load_config
+    from audiolm.train.semantic import SemanticRunConfig, SemanticTask, resolve_preset
+
+    manifest, targets = corpus
+    common = [f"data.manifest={manifest}", f"targets={targets}", "model.num_targets=8"]
+
+    def task(*overrides: str) -> SemanticTask:
+        return SemanticTask(load_config(SemanticRunConfig, resolve_preset("tiny"), [*common, *overrides]), SemanticTokenizer.load(targets))
+
+    clean, augmented = task().batch(3, 0, 4), task("augment_p=1.0").batch(3, 0, 4)
+    assert torch.equal(augmented["targets"], clean["targets"]) and torch.equal(augmented["mask"], clean["mask"])
+    assert augmented["wav"].shape == clean["wav"].shape and not torch.equal(augmented["wav"], clean["wav"])
+    with pytest.raises(AudiolmError, match="shift_p"):
+        task("augment_p=0.5", "augment.shift_p=0.3")

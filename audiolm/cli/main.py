@@ -313,6 +313,15 @@ def cmd_lm_train(args: argparse.Namespace) -> None:
           "when finished)")
 
 
+def cmd_recipe(args: argparse.Namespace) -> None:
+    from audiolm.recipe import RecipeConfig, run_recipe
+    from audiolm.train.config import load_config
+
+    config = load_config(RecipeConfig, args.config, [f"kind={args.kind}", *args.overrides])
+    workdir = args.workdir or f"runs/recipe-{args.kind}"
+    run_recipe(config, workdir, args.output or f"models/{args.kind}", progress=not args.quiet)
+
+
 def cmd_bundle(args: argparse.Namespace) -> None:
     from audiolm.generation.bundle import write_bundle
 
@@ -543,6 +552,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
     p.set_defaults(func=cmd_lm_train)
+    recipe = commands.add_parser("recipe", help="corpus -> codec -> semantic tokens -> shards -> three LMs -> bundle, resumable "
+                                 "step by step").add_subparsers(dest="kind", required=True)
+    for kind in ("speech", "piano"):
+        p = recipe.add_parser(kind, help=f"build the {kind} bundle")
+        p.add_argument("--workdir", help=f"where the corpus, runs and shards go (default runs/recipe-{kind})")
+        p.add_argument("-o", "--output", help=f"bundle folder (default models/{kind})")
+        p.add_argument("--config", help="a YAML file of recipe settings")
+        p.add_argument("--quiet", action="store_true")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe settings, e.g. hours=1 lm_minutes=20")
+        p.set_defaults(func=cmd_recipe)
     p = commands.add_parser("bundle", help="assemble a model bundle (tokenizer, codec, stage LMs) for continue / generate / resynth")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--tokenizer", required=True, help="semantic tokenizer folder")

@@ -1,0 +1,128 @@
+"""One command from nothing to a model bundle: corpus -> codec -> semantic encoder -> tokenizer -> shards ->
+three stage LMs (+ the acoustic-only baseline) -> bundle.
+
+    audiolm recipe speech --workdir runs/recipe-speech -o models/speech [key=value ...]
+
+Every step is resumable: a finished step (its output folder exists) is skipped, a training step resumes from
+its latest checkpoint, and each training step runs at most its `*_minutes` budget per invocation; when a budget
+runs out the recipe stops and says so, and running the same command again goes on from there. An existing
+codec or tokenizer can be reused (`codec=models/speech/codec`) instead of trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from audiolm.errors import AudiolmError
+
+KINDS = ("speech", "piano")
+
+
+@dataclass(kw_only=True)
+class RecipeConfig:
+    kind: str = "speech"
+    hours: float = 3.0  # corpus size
+    workers: int = 2
+    codec: str = ""  # a codec folder to reuse; empty: train one
+    codec_preset: str = "small"
+    codec_minutes: float = 60.0
+    tokenizer: str = ""  # a semantic tokenizer folder to reuse; empty: train the encoder and fit one
+    semantic_preset: str = "small"
+    semantic_minutes: float = 60.0
+    target_clusters: int = 100  # k-means of MFCCs: the first HuBERT iteration's targets
+    tokenizer_layer: int = 4
+    tokenizer_clusters: int = 500
+    lm_preset: str = "small"
+    lm_minutes: float = 30.0  # per stage
+    acoustic_only: bool = True  # also train the acoustic-only coarse LM (the baseline)
+    overrides: tuple[str, ...] = ()  # extra key=value for every LM stage, e.g. "train.steps=2000"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+
+class BudgetSpent(AudiolmError):
+    """A training step used its time budget before finishing: run the recipe again to resume."""
+
+
+def _trained(run_dir: Path, train: Callable[[], object], what: str, log: Callable[[str], None]) -> Path:
+    """Run (or resume) a training step unless it is finished; its final model is `run_dir/model`."""
+    if not (run_dir / "model").is_dir():
+        log(f"{what}: training (or resuming) in {run_dir}")
+        train()
+        if not (run_dir / "model").is_dir():
+            raise BudgetSpent(f"{what}: this invocation's time budget is spent (checkpoint in {run_dir}); run the recipe again to go on")
+    return run_dir / "model"
+
+
+def run_recipe(config: RecipeConfig, workdir: str | Path, output: str | Path, progress: bool = True,
+               log: Callable[[str], None] = print) -> Path:
+    from audiolm.data.shards import tokenize_corpus
+    from audiolm.generation.bundle import write_bundle
+    from audiolm.semantic.tokenizer import fit_from_manifest
+    from audiolm.train.codec import train_codec
+    from audiolm.train.lm import train_lm
+    from audiolm.train.semantic import train_semantic
+
+    workdir = Path(workdir)
+    manifest = _corpus(config, workdir / "data", progress, log)
+
+    codec = Path(config.codec) if config.codec else None
+    if codec is None:
+        run = workdir / "codec"
+        codec_model = _trained(run, lambda: train_codec(config.codec_preset, run, [f"data.manifest={manifest.resolve()}",
+                                                                               f"train.stop_after_minutes={config.codec_minutes}"],
+                                                        progress=progress), "codec", log)
+        codec = codec_model
+
+    tokenizer = Path(config.tokenizer) if config.tokenizer else workdir / "tokenizer"
+    if not (tokenizer / "config.json").is_file():
+        targets = workdir / "semantic-targets"
+        if not (targets / "config.json").is_file():
+            log(f"semantic targets: k-means (K={config.target_clusters}) of MFCCs")
+            fit_from_manifest("mfcc-25hz", 0, config.target_clusters, manifest, progress=progress).save(targets)
+        run = workdir / "semantic"
+        _trained(run, lambda: train_semantic(config.semantic_preset, run, [f"data.manifest={manifest.resolve()}",
+                                                                          f"targets={targets.resolve()}",
+                                                                          f"train.stop_after_minutes={config.semantic_minutes}"],
+                                             progress=progress), "semantic encoder", log)
+        log(f"tokenizer: layer {config.tokenizer_layer}, K={config.tokenizer_clusters}")
+        fit_from_manifest(str(run), config.tokenizer_layer, config.tokenizer_clusters, manifest, progress=progress).save(tokenizer)
+
+    shards = workdir / "shards"
+    if not (shards / "index.json").is_file():
+        log("tokenize: semantic ids and codec codes into shards")
+        summary = tokenize_corpus(manifest, tokenizer, codec, shards, workers=config.workers, progress=progress)
+        if not summary["complete"]:
+            raise BudgetSpent(f"tokenize: {shards} is incomplete; run the recipe again")
+
+    stages = {"semantic": ("semantic", []), "coarse": ("coarse", []), "fine": ("fine", [])}
+    if config.acoustic_only:
+        stages["acoustic"] = ("coarse", ["stage.use_semantic=false"])
+    models = {}
+    for name, (stage, extra) in stages.items():
+        run = workdir / f"lm-{name}"
+        overrides = [f"data.shards={shards.resolve()}", f"train.stop_after_minutes={config.lm_minutes}", *extra, *config.overrides]
+        models[name] = _trained(run, lambda run=run, stage=stage, overrides=overrides: train_lm(config.lm_preset, stage, run, overrides,
+                                                                                                 progress=progress), f"{name} LM", log)
+    write_bundle(output, tokenizer, codec, models)
+    log(f"bundle written to {output}")
+    return Path(output)
+
+
+def _corpus(config: RecipeConfig, folder: Path, progress: bool, log: Callable[[str], None]) -> Path:
+    """Build (or resume) the synthetic corpus; its manifest."""
+    if config.kind == "speech":
+        from audiolm.data.synth_speech import SpeechCorpusConfig, build_speech_corpus
+
+        log(f"corpus: {config.hours:g} h of synthetic speech")
+        build_speech_corpus(folder, SpeechCorpusConfig(hours=config.hours), workers=config.workers, progress=progress)
+    else:
+        from audiolm.data.synth_piano import PianoCorpusConfig, build_piano_corpus
+
+        log(f"corpus: {config.hours:g} h of rendered piano")
+        build_piano_corpus(folder, PianoCorpusConfig(hours=config.hours), workers=config.workers, progress=progress)
+    return folder / "manifest.jsonl"

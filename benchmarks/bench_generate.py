@@ -122,10 +122,12 @@ def run_configuration(name: str, bundle: str | None, lengths: list[float], promp
         rows.append({"seconds": seconds, "generated": generated, "wall": wall, "runs": [round(r[0], 3) for r in runs],
                      "per_second": wall / generated, **{f"stage_{k}": v for k, v in out.seconds_per_stage.items()}})
         print(f"[{name}] {seconds:g} s: {wall:.2f} s wall ({wall / generated:.2f} s per generated second)", flush=True)
+    generation_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     training = training_tokens_per_second(audiolm)
     spec = audiolm.fine.spec
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"name": name, "rows": rows, "training_tokens_per_second": training, "peak_rss_mb": peak,
+            "generation_peak_rss_mb": generation_peak,
             "prompt_seconds": prompt_seconds, "model": asdict(model_config), "semantic_rate": spec.semantic_rate,
             "semantic_vocab": spec.semantic_vocab, "levels": f"{spec.num_coarse} coarse + {spec.num_fine} fine",
             "parameters": {s: sum(p.numel() for p in getattr(audiolm, s).model.parameters()) for s in ("semantic", "coarse", "fine")}}
@@ -168,7 +170,8 @@ Transformers dim {m['dim']}, depth {m['num_layers']}, {m['num_heads']} heads ({p
 {_table(result)}
 
 Training (one step: forward, backward, AdamW; batch 8 full windows; one thread), tokens/s: {training}.
-Peak memory (max RSS of the process): {result['peak_rss_mb']:.0f} MB.
+Peak memory (max RSS of the process): {result['generation_peak_rss_mb']:.0f} MB while generating (models loaded, all
+lengths); {result['peak_rss_mb']:.0f} MB after the training steps.
 """)
     report = f"""# Generation speed
 

@@ -61,6 +61,11 @@ def quantise(features: dict[str, torch.Tensor], tokenizer: SemanticTokenizer) ->
     return {k: assign((v.float() - tokenizer.mean) / tokenizer.std, tokenizer.centroids) for k, v in features.items()}
 
 
+def centroids(ids: dict[str, torch.Tensor], tokenizer: SemanticTokenizer) -> dict[str, torch.Tensor]:
+    """Each frame's token as its centroid vector: ABX then uses the angular distance between units instead of 0/1."""
+    return {k: tokenizer.centroids[v] for k, v in ids.items()}
+
+
 def speed(tokenizer: SemanticTokenizer, seconds: float = 20.0, repeats: int = 3) -> float:
     """x real time of tokenization (encoder up to its layer + k-means), one thread, batch 1."""
     wav = torch.randn(1, 1, int(seconds * tokenizer.sample_rate)) * 0.1
@@ -109,7 +114,10 @@ def main() -> None:
     add(score("MFCC (continuous)", mfcc_features, mfcc.frame_rate, entries), kind="mfcc", layer=0, k=0)
     mfcc_train = train_frames(mfcc, clips, [0], args.max_frames)[0]
     mfcc_tokenizer = tokenizer_from_frames(mfcc, 0, mfcc_train, 100, args.iterations)
-    add(score("MFCC k-means (K=100)", quantise(mfcc_features, mfcc_tokenizer), mfcc.frame_rate, entries, 100), kind="mfcc", layer=0, k=100)
+    mfcc_ids = quantise(mfcc_features, mfcc_tokenizer)
+    add(score("MFCC k-means (K=100)", mfcc_ids, mfcc.frame_rate, entries, 100), kind="mfcc", layer=0, k=100)
+    add(score("MFCC k-means (K=100, centroids)", centroids(mfcc_ids, mfcc_tokenizer), mfcc.frame_rate, entries), kind="mfcc", layer=0,
+        k=100)
 
     # the codec's tokens
     if args.codec:
@@ -131,8 +139,11 @@ def main() -> None:
         add(score(f"encoder layer {layer} (continuous)", features, encoder.frame_rate, entries), kind="continuous", layer=layer, k=0)
         for k in ks:
             tokenizer = tokenizer_from_frames(encoder, layer, fitted[layer], k, args.iterations)
-            row = score(f"encoder layer {layer}, K={k}", quantise(features, tokenizer), encoder.frame_rate, entries, k)
+            ids = quantise(features, tokenizer)
+            row = score(f"encoder layer {layer}, K={k}", ids, encoder.frame_rate, entries, k)
             add(row, kind="tokens", layer=layer, k=k)
+            add(score(f"encoder layer {layer}, K={k} (centroids)", centroids(ids, tokenizer), encoder.frame_rate, entries),
+                kind="centroids", layer=layer, k=k)
             if best is None or row["abx_across"] < best[0]["abx_across"]:
                 best = (row, tokenizer)
 
@@ -147,7 +158,8 @@ def main() -> None:
 
     # the report
     speakers = len({e.speaker for e in entries})
-    summary_names = {"MFCC (continuous)", "MFCC k-means (K=100)"} | {r["name"] for r in rows if r["kind"] == "codec"}
+    summary_names = {"MFCC (continuous)", "MFCC k-means (K=100)", "MFCC k-means (K=100, centroids)"}
+    summary_names |= {r["name"] for r in rows if r["kind"] == "codec"}
     summary = [r for r in rows if r["name"] in summary_names] + [best_row]
     best_continuous = min((r for r in rows if r["kind"] == "continuous"), key=lambda r: r["abx_across"])
     summary.insert(-1, best_continuous)

@@ -340,10 +340,9 @@ def _sampling(args: argparse.Namespace):
     sampling = StageSampling()
     for stage in ("semantic", "coarse", "fine"):
         temperature = getattr(args, f"{stage}_temperature")
-        if temperature is not None:
-            setattr(sampling, stage, Sampling(temperature=temperature, top_k=args.top_k, top_p=args.top_p))
-        else:
-            setattr(sampling, stage, Sampling(temperature=getattr(sampling, stage).temperature, top_k=args.top_k, top_p=args.top_p))
+        if temperature is None:
+            temperature = getattr(sampling, stage).temperature  # AudioLM's default for the stage
+        setattr(sampling, stage, Sampling(temperature=temperature, top_k=args.top_k, top_p=args.top_p))
     return sampling
 
 

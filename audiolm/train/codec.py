@@ -144,15 +144,11 @@ def run_config_dict(config: CodecRunConfig) -> dict:
     return {"kind": "codec-run", **asdict(config)}
 
 
-PRESETS = Path(__file__).resolve().parents[2] / "configs" / "codec"
-
-
 def resolve_preset(preset: str) -> Path:
-    """A preset name (tiny, small, base) or a path to a YAML file."""
-    path = Path(preset)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return PRESETS / f"{preset}.yaml"
+    """A codec preset name (tiny, small, base) or a path to a YAML file."""
+    from audiolm.train.config import resolve_preset as resolve
+
+    return resolve(preset, "codec")
 
 
 def load_codec_from_run(run_dir: str | Path) -> Codec:

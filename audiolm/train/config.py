@@ -104,3 +104,14 @@ def load_config(cls: type[T], preset: str | Path | None = None, overrides: list[
     apply_overrides(data, overrides or [])
     where = Path(preset).name if preset else cls.__name__
     return from_dict(cls, data, where)
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def resolve_preset(preset: str, family: str) -> Path:
+    """A preset name (tiny, small, base) of `configs/<family>/`, or a path to a YAML file."""
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return CONFIGS / family / f"{preset}.yaml"

@@ -137,14 +137,11 @@ class LMTask:
         save_stage(run_dir / "model", models["lm"], self.spec, self.fingerprints)
 
 
-PRESETS = Path(__file__).resolve().parents[2] / "configs" / "lm"
-
-
 def resolve_preset(preset: str) -> Path:
-    path = Path(preset)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return PRESETS / f"{preset}.yaml"
+    """A lm preset name (tiny, small, base) or a path to a YAML file."""
+    from audiolm.train.config import resolve_preset as resolve
+
+    return resolve(preset, "lm")
 
 
 def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
@@ -165,8 +162,7 @@ def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] 
                            f"{spec.num_coarse} coarse + {spec.num_fine} fine")
     config.stage = StageSpec(**{**asdict(spec), "semantic_vocab": shards.semantic_vocab, "codebook_size": shards.codebook_size,
                                 "semantic_rate": shards.semantic_frame_rate, "acoustic_rate": shards.acoustic_frame_rate})
-    identity = shards.index["identity"]
-    fingerprints = {"semantic": identity["tokenizer"]["fingerprint"], "codec": identity["codec"]["codebook_fingerprint"]}
+    fingerprints = {"semantic": shards.tokenizer_fingerprint, "codec": shards.codebook_fingerprint}
     torch.manual_seed(config.train.seed)
     task = LMTask(config, shards, fingerprints=fingerprints)
     return train(task, config.train, run_dir, {"kind": "lm-run", **asdict(config)}, progress=progress, stop_after=stop_after)

@@ -116,15 +116,11 @@ class SemanticTask:
         models["encoder"].save(run_dir / "model")
 
 
-PRESETS = Path(__file__).resolve().parents[2] / "configs" / "semantic"
-
-
 def resolve_preset(preset: str) -> Path:
-    """A preset name (tiny, small, base) or a path to a YAML file."""
-    path = Path(preset)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    return PRESETS / f"{preset}.yaml"
+    """A semantic preset name (tiny, small, base) or a path to a YAML file."""
+    from audiolm.train.config import resolve_preset as resolve
+
+    return resolve(preset, "semantic")
 
 
 def train_semantic(preset: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,

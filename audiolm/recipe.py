@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from audiolm.errors import AudiolmError
+from audiolm.errors import AudiolmError, FileError
 
 KINDS = ("speech", "piano")
 
@@ -24,6 +24,7 @@ KINDS = ("speech", "piano")
 class RecipeConfig:
     kind: str = "speech"
     hours: float = 3.0  # corpus size
+    manifest: str = ""  # an existing corpus manifest to train on; empty: synthesize `hours` of audio in the workdir
     workers: int = 2
     codec: str = ""  # a codec folder to reuse; empty: train one
     codec_preset: str = "small"
@@ -32,11 +33,13 @@ class RecipeConfig:
     semantic_preset: str = "small"
     semantic_minutes: float = 60.0
     target_clusters: int = 100  # k-means of MFCCs: the first HuBERT iteration's targets
-    tokenizer_layer: int = 4
-    tokenizer_clusters: int = 500
+    tokenizer_layer: int = 0  # benchmarks/results/semantic.md: layer 0, K=50 gave the lowest ABX across speakers
+    tokenizer_clusters: int = 50
     lm_preset: str = "small"
     lm_minutes: float = 30.0  # per stage
     acoustic_only: bool = True  # also train the acoustic-only coarse LM (the baseline)
+    fine_lm: bool = False  # our codec's fine levels are unpredictable (an LM's samples decode no better than random
+    # codes, worse than the coarse levels alone: models/speech/MODEL_CARD.md), so by default the bundle decodes coarse only
     overrides: tuple[str, ...] = ()  # extra key=value for every LM stage, e.g. "train.steps=2000"
 
     def __post_init__(self) -> None:
@@ -68,7 +71,9 @@ def run_recipe(config: RecipeConfig, workdir: str | Path, output: str | Path, pr
     from audiolm.train.semantic import train_semantic
 
     workdir = Path(workdir)
-    manifest = _corpus(config, workdir / "data", progress, log)
+    manifest = Path(config.manifest) if config.manifest else _corpus(config, workdir / "data", progress, log)
+    if not manifest.is_file():
+        raise FileError(manifest, "no such corpus manifest")
 
     codec = Path(config.codec) if config.codec else None
     if codec is None:
@@ -99,7 +104,9 @@ def run_recipe(config: RecipeConfig, workdir: str | Path, output: str | Path, pr
         if not summary["complete"]:
             raise BudgetSpent(f"tokenize: {shards} is incomplete; run the recipe again")
 
-    stages = {"semantic": ("semantic", []), "coarse": ("coarse", []), "fine": ("fine", [])}
+    stages = {"semantic": ("semantic", []), "coarse": ("coarse", [])}
+    if config.fine_lm:
+        stages["fine"] = ("fine", [])
     if config.acoustic_only:
         stages["acoustic"] = ("coarse", ["stage.use_semantic=false"])
     models = {}

@@ -8,13 +8,14 @@ from audiolm.generation.pipeline import AudioLM
 
 def test_recipe_builds_a_working_bundle_and_resumes(tmp_path, capsys):
     settings = ["hours=0.02", "workers=1", "codec_preset=tiny", "semantic_preset=tiny", "target_clusters=8", "tokenizer_layer=1",
-                "tokenizer_clusters=8", "lm_preset=tiny", "overrides=[train.num_threads=1]"]
+                "tokenizer_clusters=8", "lm_preset=tiny", "fine_lm=true", "overrides=[train.num_threads=1]"]
     assert main(["recipe", "speech", "--workdir", str(tmp_path / "work"), "-o", str(tmp_path / "bundle"), "--quiet", *settings]) == 0
     out = capsys.readouterr().out
     assert "bundle written" in out and "acoustic LM" in out
     audiolm = AudioLM.load(tmp_path / "bundle")
     result = audiolm.continue_audio(torch.randn(1, 1, 16000) * 0.1, 1.0, seed=0)
     assert abs(result.wav.shape[-1] / 16000 - result.prompt_seconds - 1.0) <= 0.04 and audiolm.acoustic is not None
+    assert audiolm.fine is not None and result.codes.shape[1] == audiolm.num_levels
     assert main(["recipe", "speech", "--workdir", str(tmp_path / "work"), "-o", str(tmp_path / "bundle"), "--quiet", *settings]) == 0
     again = capsys.readouterr().out
     assert "training" not in again and "k-means" not in again  # everything was done already
@@ -23,3 +24,9 @@ def test_recipe_builds_a_working_bundle_and_resumes(tmp_path, capsys):
 def test_recipe_rejects_unknown_settings(tmp_path, capsys):
     assert main(["recipe", "speech", "--workdir", str(tmp_path), "colour=blue"]) == 1
     assert "unknown keys ['colour']" in capsys.readouterr().err
+
+
+def test_recipe_trains_on_an_existing_manifest_and_refuses_a_missing_one(tmp_path, capsys):
+    assert main(["recipe", "speech", "--workdir", str(tmp_path), "--quiet", f"manifest={tmp_path / 'none.jsonl'}"]) == 1
+    err = capsys.readouterr().err
+    assert "none.jsonl" in err and "no such corpus manifest" in err

@@ -325,7 +325,9 @@ def cmd_recipe(args: argparse.Namespace) -> None:
 def cmd_bundle(args: argparse.Namespace) -> None:
     from audiolm.generation.bundle import write_bundle
 
-    stages = {"semantic": args.semantic_lm, "coarse": args.coarse_lm, "fine": args.fine_lm}
+    stages = {"semantic": args.semantic_lm, "coarse": args.coarse_lm}
+    if args.fine_lm:
+        stages["fine"] = args.fine_lm
     if args.acoustic_lm:
         stages["acoustic"] = args.acoustic_lm
     write_bundle(args.output, args.tokenizer, args.codec, stages, fp16=not args.fp32)
@@ -567,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", required=True, help="codec folder")
     p.add_argument("--semantic-lm", required=True, help="stage run or model folder")
     p.add_argument("--coarse-lm", required=True)
-    p.add_argument("--fine-lm", required=True)
+    p.add_argument("--fine-lm", help="optional: without it the codec decodes the coarse levels alone (the paper's piano model)")
     p.add_argument("--acoustic-lm", help="the acoustic-only coarse LM (optional)")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     p.set_defaults(func=cmd_bundle)

@@ -17,7 +17,7 @@ import torch
 from audiolm.codec.model import Codec
 from audiolm.errors import FileError
 from audiolm.generation.pipeline import PARTS, AudioLM, Stage
-from audiolm.lm.model import build_model, load_stage, save_stage
+from audiolm.lm.model import build_model, load_stage, save_stage, stage_fingerprints
 from audiolm.semantic.tokenizer import SemanticTokenizer
 
 
@@ -44,27 +44,36 @@ def load_stage_from(folder: str | Path) -> Stage:
     fingerprints = {}
     if index.is_file():
         identity = read_json(index)["identity"]
-        fingerprints = {"semantic": identity["tokenizer"]["fingerprint"], "codec": identity["codec"]["codebook_fingerprint"]}
+        fingerprints = stage_fingerprints(config.stage, identity["tokenizer"]["fingerprint"], identity["codec"]["codebook_fingerprint"])
     return Stage(model, config.stage, fingerprints)
 
 
 def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, stages: dict[str, str | Path], fp16: bool = True) -> Path:
     """Check the parts against each other, then write them as one bundle folder (fp16 weights by default)."""
     loaded = {name: load_stage_from(folder) for name, folder in stages.items()}
-    missing = {"semantic", "coarse", "fine"} - set(loaded)
+    missing = {"semantic", "coarse"} - set(loaded)
     if missing:
         raise FileError(output, f"a bundle needs the {', '.join(sorted(missing))} stage(s)")
     semantic_tokenizer = SemanticTokenizer.load(tokenizer)
     codec_model = Codec.load(codec)
-    AudioLM(semantic_tokenizer, codec_model, loaded["semantic"], loaded["coarse"], loaded["fine"], loaded.get("acoustic"))  # checks
+    AudioLM(semantic_tokenizer, codec_model, loaded["semantic"], loaded["coarse"], loaded.get("fine"), loaded.get("acoustic"))  # checks
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")  # written whole, then swapped in: never half a bundle
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
     dtype = torch.float16 if fp16 else None
-    semantic_tokenizer.save(output / "semantic", dtype=dtype)
-    codec_model.save(output / "codec", dtype=dtype)
+    semantic_tokenizer.save(partial / "semantic", dtype=dtype)
+    codec_model.save(partial / "codec", dtype=dtype)
     for name, stage in loaded.items():
-        target = output / PARTS[name]
-        if target.exists():
-            shutil.rmtree(target)
-        save_stage(target, stage.model, stage.spec, stage.fingerprints, dtype=dtype)
+        save_stage(partial / PARTS[name], stage.model, stage.spec, stage.fingerprints, dtype=dtype)
+    if output.exists():  # keep what else the folder holds (model card, prompts): replace only the parts
+        for part in partial.iterdir():
+            target = output / part.name
+            if target.exists():
+                shutil.rmtree(target)
+            part.rename(target)
+        partial.rmdir()
+    else:
+        partial.rename(output)
     return output

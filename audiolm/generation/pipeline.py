@@ -6,8 +6,9 @@
     out = audiolm.resynthesize(wav, seed=3)                            # true semantic ids, a new voice per seed
     out = audiolm.continue_audio(prompt_wav, 7, acoustic_only=True)    # the baseline without semantic tokens
 
-A bundle folder holds `semantic/` (tokenizer), `codec/`, `semantic-lm/`, `coarse-lm/`, `fine-lm/` and
-optionally `coarse-acoustic-lm/` (the acoustic-only baseline). Each LM records the fingerprints of the
+A bundle folder holds `semantic/` (tokenizer), `codec/`, `semantic-lm/`, `coarse-lm/`, optionally `fine-lm/`
+(without it, as in the paper's piano model, the coarse levels alone are decoded) and `coarse-acoustic-lm/` (the
+acoustic-only baseline). Each LM records the fingerprints of the
 tokenizer and codec it was trained on; a bundle whose parts disagree is refused.
 """
 
@@ -30,6 +31,7 @@ from audiolm.semantic.tokenizer import SemanticTokenizer
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models"  # models/speech, models/piano in a source checkout
 PARTS = {"semantic": "semantic-lm", "coarse": "coarse-lm", "fine": "fine-lm", "acoustic": "coarse-acoustic-lm"}
+OPTIONAL = ("fine", "acoustic")  # without a fine LM (as the paper's piano model) the codec decodes the coarse levels alone
 
 
 @dataclass(kw_only=True)
@@ -59,7 +61,7 @@ class Stage:
 
 
 class AudioLM:
-    def __init__(self, tokenizer: SemanticTokenizer, codec: Codec, semantic: Stage, coarse: Stage, fine: Stage,
+    def __init__(self, tokenizer: SemanticTokenizer, codec: Codec, semantic: Stage, coarse: Stage, fine: Stage | None = None,
                  acoustic: Stage | None = None) -> None:
         self.tokenizer, self.codec = tokenizer, codec
         self.semantic, self.coarse, self.fine, self.acoustic = semantic, coarse, fine, acoustic
@@ -70,9 +72,9 @@ class AudioLM:
             for key, value in stage.fingerprints.items():
                 if key in expected and value != expected[key]:
                     raise AudiolmError(f"the {name} LM was trained on other {key} tokens than this bundle's {key} model")
-        if coarse.spec.num_coarse != fine.spec.num_coarse or coarse.spec.ratio != fine.spec.ratio:
+        if fine is not None and (coarse.spec.num_coarse != fine.spec.num_coarse or coarse.spec.ratio != fine.spec.ratio):
             raise AudiolmError("the coarse and fine LMs disagree on the coarse levels")
-        self.num_levels = fine.spec.num_coarse + fine.spec.num_fine
+        self.num_levels = coarse.spec.num_coarse + (fine.spec.num_fine if fine is not None else 0)  # no fine LM: coarse levels only
         if self.num_levels > codec.num_codebooks:
             raise AudiolmError(f"the LMs use {self.num_levels} codec levels; the codec has {codec.num_codebooks}")
 
@@ -83,12 +85,12 @@ class AudioLM:
             raise FileError(folder, "no such model bundle folder")
         stages = {}
         for name, part in PARTS.items():
-            if name == "acoustic" and not (folder / part).is_dir():
+            if name in OPTIONAL and not (folder / part).is_dir():
                 continue
             stages[name] = Stage(*load_stage(folder / part, device))
         tokenizer = SemanticTokenizer.load(folder / "semantic")
         codec = Codec.load(folder / "codec", device)
-        return cls(tokenizer.to(device), codec, stages["semantic"], stages["coarse"], stages["fine"], stages.get("acoustic"))
+        return cls(tokenizer.to(device), codec, stages["semantic"], stages["coarse"], stages.get("fine"), stages.get("acoustic"))
 
     @property
     def sample_rate(self) -> int:
@@ -110,8 +112,10 @@ class AudioLM:
     def _finish(self, semantic: torch.Tensor, coarse: torch.Tensor, known_fine: torch.Tensor, sampling: StageSampling,
                 generator: torch.Generator, timings: dict[str, float], prompt_frames: int) -> Generation:
         began = time.perf_counter()
-        fine = generate_fine(self.fine.model, self.fine.spec, coarse, sampling.fine, generator, start=known_fine.shape[2])
-        codes = torch.cat([coarse, torch.cat([known_fine, fine], dim=2)], dim=1)  # [1, Q, Ta]
+        codes = coarse
+        if self.fine is not None:
+            fine = generate_fine(self.fine.model, self.fine.spec, coarse, sampling.fine, generator, start=known_fine.shape[2])
+            codes = torch.cat([coarse, torch.cat([known_fine, fine], dim=2)], dim=1)  # [1, Q, Ta]
         timings["fine"] = time.perf_counter() - began
         began = time.perf_counter()
         wav = self.codec.decode(codes)
@@ -186,5 +190,5 @@ class AudioLM:
         coarse = generate_coarse(self.coarse.model, self.coarse.spec, semantic, empty, semantic.shape[1] * ratio, sampling.coarse,
                                  generator)
         timings["coarse"] = time.perf_counter() - began
-        no_fine = torch.zeros(1, self.fine.spec.num_fine, 0, dtype=torch.long, device=semantic.device)
+        no_fine = torch.zeros(1, self.num_levels - Q, 0, dtype=torch.long, device=semantic.device)
         return self._finish(semantic, coarse, no_fine, sampling, generator, timings, 0)

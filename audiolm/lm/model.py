@@ -44,3 +44,13 @@ def load_stage(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
         raise FileError(folder / "config.json", f"missing {error}") from None
     model = load_module(Transformer(model_config), folder / "model.safetensors")
     return model.float().eval().to(device), spec, config.get("fingerprints", {})
+
+
+def stage_fingerprints(spec: StageSpec, semantic: str, codec: str) -> dict:
+    """The fingerprints of the vocabularies a stage reads (a fine LM stays valid under a new semantic tokenizer)."""
+    fingerprints = {}
+    if spec.stage == "semantic" or (spec.stage == "coarse" and spec.use_semantic):
+        fingerprints["semantic"] = semantic
+    if spec.stage != "semantic":
+        fingerprints["codec"] = codec
+    return fingerprints

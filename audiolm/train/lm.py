@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from audiolm.data.datasets import step_generator
 from audiolm.errors import AudiolmError
-from audiolm.lm.model import build_model, save_stage
+from audiolm.lm.model import build_model, save_stage, stage_fingerprints
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import Transformer, TransformerConfig
 from audiolm.train.loop import OptimizerConfig, TrainConfig
@@ -101,20 +101,29 @@ class LMTask:
         return {k: v[start:stop] for k, v in examples.items()}
 
     def _loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Cross-entropy of each predicted token against its own level's ids only (the softmax that generation
+        samples from): the head is applied per level to that level's rows, `codebook_size` of the vocabulary."""
+        mask = batch["mask"]
+        targets, levels = batch["targets"][mask], batch["levels"][mask]
         if isinstance(model, Transformer):
-            logits = model.head(model.features(batch["inputs"])[batch["mask"]])  # only the predicted positions: [N, V]
+            hidden, weight = model.features(batch["inputs"])[mask], model.head.weight  # only the predicted positions
         else:  # wrapped by DDP, whose forward (all logits) is what synchronises the gradients
-            logits = model(batch["inputs"])[batch["mask"]]
-        targets, levels = batch["targets"][batch["mask"]], batch["levels"][batch["mask"]]
-        loss = F.cross_entropy(logits.float(), targets)
+            hidden, weight = model(batch["inputs"])[mask], None
         name = f"lm/{self.spec.stage}"
-        logs = {f"{name}/ce": loss.item()}
-        correct = logits.argmax(-1) == targets
+        total, logs, count = hidden.new_zeros(()), {}, targets.numel()
         for level in range(self.spec.target_levels):
             picked = levels == level
-            if picked.any():
-                logs[f"{name}/accuracy_{level + 1}"] = correct[picked].float().mean().item()
-        return loss, logs
+            if not picked.any():
+                continue
+            lo, hi = self.spec.target_range(level)
+            logits = hidden[picked] @ weight[lo:hi].T if weight is not None else hidden[picked, lo:hi]
+            level_targets = targets[picked] - lo
+            level_loss = F.cross_entropy(logits.float(), level_targets, reduction="sum")
+            total = total + level_loss
+            logs[f"{name}/ce_{level + 1}"] = level_loss.item() / int(picked.sum())  # per level: later RVQ levels are far less predictable
+            logs[f"{name}/accuracy_{level + 1}"] = (logits.argmax(-1) == level_targets).float().mean().item()
+        loss = total / max(count, 1)
+        return loss, {f"{name}/ce": loss.item(), **logs}
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
         loss, logs = self._loss(models["lm"], batch)
@@ -162,7 +171,7 @@ def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] 
                            f"{spec.num_coarse} coarse + {spec.num_fine} fine")
     config.stage = StageSpec(**{**asdict(spec), "semantic_vocab": shards.semantic_vocab, "codebook_size": shards.codebook_size,
                                 "semantic_rate": shards.semantic_frame_rate, "acoustic_rate": shards.acoustic_frame_rate})
-    fingerprints = {"semantic": shards.tokenizer_fingerprint, "codec": shards.codebook_fingerprint}
+    fingerprints = stage_fingerprints(config.stage, shards.tokenizer_fingerprint, shards.codebook_fingerprint)
     torch.manual_seed(config.train.seed)
     task = LMTask(config, shards, fingerprints=fingerprints)
     return train(task, config.train, run_dir, {"kind": "lm-run", **asdict(config)}, progress=progress, stop_after=stop_after)

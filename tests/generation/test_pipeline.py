@@ -58,6 +58,19 @@ def test_unconditional_resynthesis_and_acoustic_only(bundle):
     assert torch.equal(baseline.codes[:, :, : prompt_codes.shape[2]], prompt_codes)
 
 
+def test_a_bundle_without_a_fine_lm_decodes_the_coarse_levels(bundle, tmp_path):
+    import shutil
+
+    coarse_only = tmp_path / "coarse-only"
+    shutil.copytree(bundle, coarse_only)
+    shutil.rmtree(coarse_only / "fine-lm")
+    audiolm = AudioLM.load(coarse_only)
+    out = audiolm.continue_audio(_prompt(), 1.0, seed=0)
+    assert audiolm.fine is None and out.codes.shape[1] == 2  # the two coarse levels only
+    assert out.wav.shape[-1] == out.codes.shape[-1] * 320
+    assert audiolm.resynthesize(_prompt(1.0), seed=0).codes.shape[1] == 2
+
+
 def test_a_bundle_with_mismatched_parts_is_refused(bundle, tmp_path):
     import shutil
 

@@ -41,6 +41,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "setup: torchaudio got installed and breaks torch 2.13; removing it" >&2
     "${PIP[@]}" uninstall -y torchaudio
   fi
+  if ! .venv/bin/python -m pip show resemblyzer >/dev/null 2>&1; then  # speaker similarity; see pyproject's eval extra
+    "${PIP[@]}" install -c constraints.txt --no-deps resemblyzer 2> >(grep -v "^WARNING: Location" >&2)
+  fi
   echo "$want" > "$stamp"
 fi
 echo "setup: ready (.venv/bin/audiolm)"

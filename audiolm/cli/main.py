@@ -322,6 +322,16 @@ def cmd_recipe(args: argparse.Namespace) -> None:
     run_recipe(config, workdir, args.output or f"models/{args.kind}", progress=not args.quiet)
 
 
+def cmd_eval(args: argparse.Namespace) -> None:
+    from audiolm.eval.bundle_eval import EvalConfig, evaluate_bundle
+
+    config = EvalConfig(kind=args.kind, split=args.split, prompts=args.prompts, prompt_seconds=args.prompt_seconds,
+                        continue_seconds=args.seconds, resynth=args.resynth,
+                        pairs=args.pairs, seed=args.seed)
+    evaluate_bundle(args.models, args.manifest, args.output, config, progress=not args.quiet)
+    print(f"wrote {Path(args.output) / 'report.md'} (results.json, spectrograms and examples/ beside it)")
+
+
 def cmd_bundle(args: argparse.Namespace) -> None:
     from audiolm.generation.bundle import write_bundle
 
@@ -563,6 +573,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe settings, e.g. hours=1 lm_minutes=20")
         p.set_defaults(func=cmd_recipe)
+    p = commands.add_parser("eval", help="measure a model bundle on held-out audio: speaker accuracy of continuations, WER of "
+                            "resynthesis, acoustic-only baseline, perplexity, minimal pairs; a markdown report with plots")
+    p.add_argument("--models", default=str(Path(__file__).resolve().parents[2] / "models" / "speech"),
+                   help="model bundle folder (default: the bundled speech models)")
+    p.add_argument("--manifest", required=True, help="corpus manifest with held-out speakers (and transcripts, for WER)")
+    p.add_argument("--kind", choices=("speech", "piano"), default="speech")
+    p.add_argument("--split", default="test")
+    p.add_argument("-o", "--output", required=True, help="report folder: report.md, results.json, PNGs, examples/")
+    p.add_argument("--prompts", type=int, default=16, help="prompts to continue (per system)")
+    p.add_argument("--prompt-seconds", type=_positive, default=3.0)
+    p.add_argument("--seconds", type=_positive, default=4.0, help="seconds of continuation")
+    p.add_argument("--resynth", type=int, default=16, help="utterances for WER and codec metrics")
+    p.add_argument("--pairs", type=int, default=40, help="minimal pairs of each kind")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval)
     p = commands.add_parser("bundle", help="assemble a model bundle (tokenizer, codec, stage LMs) for continue / generate / resynth")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--tokenizer", required=True, help="semantic tokenizer folder")

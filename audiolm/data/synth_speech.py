@@ -100,7 +100,7 @@ def _run_task(out_dir: str, indices: list[int]) -> list[tuple[int, float | None,
         if len(out.wav) == 0 or not out.phones:
             results.append((index, None, f"{speaker.id} produced no audio for {text!r}"))
             continue
-        wav = _record(out.wav, speaker, index, w["sample_rate"], w["rooms"], w["seed"])
+        wav = place_in_room(out.wav, speaker, index, w["sample_rate"], w["rooms"], w["seed"])
         utt = f"{speaker.id}-{index:07d}"
         folder = Path(out_dir) / "audio" / speaker.id
         save_audio(folder / f"{utt}.wav", wav, w["sample_rate"])
@@ -115,7 +115,7 @@ def _run_task(out_dir: str, indices: list[int]) -> list[tuple[int, float | None,
     return results
 
 
-def _record(wav: np.ndarray, speaker: Speaker, index: int, sample_rate: int, rooms: bool, seed: int) -> np.ndarray:
+def place_in_room(wav: np.ndarray, speaker: Speaker, index: int, sample_rate: int, rooms: bool, seed: int) -> np.ndarray:
     """Place the voice in the speaker's room: reverb, background noise, and a loudness of its own."""
     room = speaker.room
     if rooms:

@@ -89,7 +89,8 @@ def syntactic_pairs(texts: Sequence[str], count: int, seed: int = 0, min_words: 
     return pairs
 
 
-def render_pairs(pairs: Sequence[Pair], voices: Sequence[Speaker], sample_rate: int = 16000, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def render_pairs(pairs: Sequence[Pair], voices: Sequence[Speaker], sample_rate: int = 16000,
+                 seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Speak both members of each pair in one voice (voices taken in turn), in that voice's recording conditions."""
     from audiolm.data.espeak import Espeak
     from audiolm.data.synth_speech import place_in_room

@@ -12,9 +12,9 @@ def _pct(x: float) -> str:
 
 
 def _continuation(section: dict) -> list[str]:
+    speed = ", ".join(f"{k} {v:.2f} s" for k, v in section["generation_seconds_per_second"].items())
     lines = [f"## Continuation\n\n{section['prompts']} held-out prompts, each continued by {section['seconds']:g} s "
-             "(generation time per generated second: " + ", ".join(f"{k} {v:.2f} s" for k, v in section["generation_seconds_per_second"].items())
-             + ").\n"]
+             f"(generation time per generated second: {speed}).\n"]
     speaker = section.get("speaker")
     if speaker:
         first = next(iter(speaker.values()))

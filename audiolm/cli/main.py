@@ -341,6 +341,12 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     if args.acoustic_lm:
         stages["acoustic"] = args.acoustic_lm
     write_bundle(args.output, args.tokenizer, args.codec, stages, fp16=not args.fp32)
+    if args.prompts_from:
+        from audiolm.generation.bundle import write_prompts
+
+        prompts = write_prompts(args.prompts_from, Path(args.output) / "prompts", args.prompt_count, args.prompt_seconds,
+                                tuple(args.prompt_splits))
+        print(f"cut {len(prompts)} prompts into {Path(args.output) / 'prompts'}")
     size = sum(f.stat().st_size for f in Path(args.output).rglob("*.safetensors")) / 1e6
     print(f"wrote the bundle {args.output} ({size:.1f} MB of weights)")
 
@@ -598,6 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fine-lm", help="optional: without it the codec decodes the coarse levels alone (the paper's piano model)")
     p.add_argument("--acoustic-lm", help="the acoustic-only coarse LM (optional)")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
+    p.add_argument("--prompts-from", metavar="MANIFEST", help="also cut 3 s prompts of held-out speakers into prompts/")
+    p.add_argument("--prompt-count", type=int, default=4)
+    p.add_argument("--prompt-seconds", type=_positive, default=3.0)
+    p.add_argument("--prompt-splits", nargs="+", default=["test"])
     p.set_defaults(func=cmd_bundle)
     for name, helptext in (("continue", "continue a speech (or piano) prompt, keeping its voice"),
                            ("generate", "unconditional generation"),

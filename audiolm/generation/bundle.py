@@ -67,7 +67,10 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
     codec_model.save(partial / "codec", dtype=dtype)
     for name, stage in loaded.items():
         save_stage(partial / PARTS[name], stage.model, stage.spec, stage.fingerprints, dtype=dtype)
-    if output.exists():  # keep what else the folder holds (model card, prompts): replace only the parts
+    if output.exists():  # keep what else the folder holds (model card, prompts): replace the parts, drop stale LMs
+        for name, part in PARTS.items():
+            if name not in loaded and (output / part).exists():
+                shutil.rmtree(output / part)
         for part in partial.iterdir():
             target = output / part.name
             if target.exists():
@@ -77,3 +80,33 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
     else:
         partial.rename(output)
     return output
+
+
+def write_prompts(manifest: str | Path, folder: str | Path, count: int = 4, seconds: float = 3.0,
+                  splits: tuple[str, ...] = ("test",)) -> list[dict]:
+    """Cut `count` prompts of `seconds` from held-out audio of `manifest` (one per speaker, speakers spread over the
+    sorted list; clips without a speaker count as their own) into `folder`, with `prompts.json` describing them."""
+    from audiolm.audio.io import load_audio, save_audio
+    from audiolm.data.manifest import read_manifest
+    from audiolm.files import write_json
+
+    manifest = Path(manifest)
+    groups: dict[str, list] = {}
+    for entry in read_manifest(manifest):
+        if entry.split in splits and entry.duration >= seconds:
+            groups.setdefault(entry.speaker or entry.id, []).append(entry)
+    if not groups:
+        raise FileError(manifest, f"no {'/'.join(splits)} utterance of at least {seconds:g} s to cut a prompt from")
+    names = sorted(groups)
+    picked = [names[round(i * len(names) / count)] for i in range(min(count, len(names)))]
+    folder = Path(folder)
+    described = []
+    for name in picked:
+        entry = groups[name][0]
+        wav = load_audio(entry.audio_path(manifest.parent), 16000)[:1, : int(seconds * 16000)]
+        file = f"{name}.wav"
+        save_audio(folder / file, wav, 16000, subtype="PCM_16")
+        described.append({"file": file, "speaker": entry.speaker, "source": entry.id, "seconds": seconds,
+                          **({"text": entry.text} if entry.text else {})})
+    write_json(folder / "prompts.json", described)
+    return described

@@ -43,13 +43,20 @@ class LMRunConfig:
 
 
 class TokenStreams:
-    """Per-speaker streams of aligned semantic ids `[Ts]` and codes `[K, Ts * ratio]` from some utterances."""
+    """Per-speaker streams of aligned semantic ids `[Ts]` and codes `[K, Ts * ratio]` from some utterances (an utterance
+    without a speaker, such as a music clip, is a stream of its own: windows never join unrelated pieces)."""
 
     def __init__(self, shards, indices: list[int], ratio: int) -> None:
         self.ratio = ratio
         self.semantic: list[torch.Tensor] = []
         self.codes: list[torch.Tensor] = []
-        for _, utterances in sorted(shards.by_speaker(indices).items()):
+        streams: dict[str, list[int]] = {}
+        for speaker, utterances in shards.by_speaker(indices).items():
+            if speaker is None:  # no speaker (music clips): each utterance is a stream of its own
+                streams.update({f"utterance {i:09d}": [i] for i in utterances})
+            else:
+                streams[f"speaker {speaker}"] = utterances
+        for _, utterances in sorted(streams.items()):
             semantic, codes = [], []
             for i in utterances:
                 ids, acoustic = shards.semantic(i), shards.codes(i)

@@ -1,7 +1,10 @@
 """The stage LMs through the shared loop on real (tiny) token shards: each stage learns, exports, and the
 exported stages run in the pipeline."""
 
+import json
+
 import pytest
+import soundfile as sf
 import torch
 
 from audiolm.codec.model import Codec, CodecConfig
@@ -35,6 +38,22 @@ def test_streams_join_a_speakers_utterances_with_aligned_frames(shards):
     assert all(c.shape[1] == 2 * s.shape[0] for s, c in zip(streams.semantic, streams.codes))
     semantic, codes = streams.windows(5, 20, torch.Generator().manual_seed(0))
     assert semantic.shape == (5, 20) and codes.shape == (5, 4, 40)
+
+
+def test_utterances_without_a_speaker_are_streams_of_their_own(shards, tmp_path):
+    from dataclasses import replace
+
+    from audiolm.data.manifest import read_manifest, write_manifest
+
+    folder = shards.parent
+    entries = [replace(e, speaker=None, path=str(e.audio_path(folder / "audio"))) for e in read_manifest(folder / "audio" / "manifest.jsonl")]
+    write_manifest(tmp_path / "manifest.jsonl", entries)
+    tokenize_corpus(tmp_path / "manifest.jsonl", folder / "semantic", folder / "codec", tmp_path / "shards", progress=False)
+    tokens = TokenShards(tmp_path / "shards")
+    train = tokens.split("train")
+    streams = TokenStreams(tokens, train, ratio=2)
+    assert len(streams.semantic) == len(train) > 1  # one stream per clip: no window joins two pieces
+    assert [s.shape[0] for s in streams.semantic] == [min(tokens.semantic(i).shape[0], tokens.codes(i).shape[1] // 2) for i in sorted(train)]
 
 
 @pytest.mark.parametrize("stage", ["semantic", "coarse", "fine"])
@@ -97,6 +116,14 @@ def test_bundle_from_runs_then_continue(shards, tmp_path):
     out = audiolm.continue_audio(torch.randn(1, 1, 16000) * 0.1, 1.0, seed=0)
     assert out.codes.shape[1] == 4 and abs(out.wav.shape[-1] / 16000 - out.prompt_seconds - 1.0) <= 0.04
     assert audiolm.acoustic is not None
+    # again, coarse only and with prompts: the folder's parts are replaced, the prompts cut from held-out clips
+    assert main(["bundle", "-o", str(tmp_path / "bundle"), "--tokenizer", str(corpus / "semantic"), "--codec", str(corpus / "codec"),
+                 "--semantic-lm", str(runs["semantic"]), "--coarse-lm", str(runs["coarse"]), "--prompts-from",
+                 str(corpus / "audio" / "manifest.jsonl"), "--prompt-splits", "train", "--prompt-count", "2", "--prompt-seconds", "1.5"]) == 0
+    prompts = json.loads((tmp_path / "bundle" / "prompts" / "prompts.json").read_text())
+    assert len(prompts) == 2 and len({p["speaker"] for p in prompts}) == 2
+    assert all(sf.info(str(tmp_path / "bundle" / "prompts" / p["file"])).frames == 24000 for p in prompts)
+    assert not (tmp_path / "bundle" / "fine-lm").exists() and AudioLM.load(tmp_path / "bundle").fine is None  # no stale LM
     code = main(["bundle", "-o", str(tmp_path / "bad"), "--tokenizer", str(corpus / "semantic"), "--codec", str(corpus / "codec"),
                  "--semantic-lm", str(runs["semantic"]), "--coarse-lm", str(tmp_path / "nowhere"), "--fine-lm", str(runs["fine"])])
     assert code == 1 and not (tmp_path / "bad").exists()

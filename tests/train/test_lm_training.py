@@ -46,14 +46,16 @@ def test_utterances_without_a_speaker_are_streams_of_their_own(shards, tmp_path)
     from audiolm.data.manifest import read_manifest, write_manifest
 
     folder = shards.parent
-    entries = [replace(e, speaker=None, path=str(e.audio_path(folder / "audio"))) for e in read_manifest(folder / "audio" / "manifest.jsonl")]
+    source = folder / "audio" / "manifest.jsonl"
+    entries = [replace(e, speaker=None, path=str(e.audio_path(folder / "audio"))) for e in read_manifest(source)]
     write_manifest(tmp_path / "manifest.jsonl", entries)
     tokenize_corpus(tmp_path / "manifest.jsonl", folder / "semantic", folder / "codec", tmp_path / "shards", progress=False)
     tokens = TokenShards(tmp_path / "shards")
     train = tokens.split("train")
     streams = TokenStreams(tokens, train, ratio=2)
     assert len(streams.semantic) == len(train) > 1  # one stream per clip: no window joins two pieces
-    assert [s.shape[0] for s in streams.semantic] == [min(tokens.semantic(i).shape[0], tokens.codes(i).shape[1] // 2) for i in sorted(train)]
+    lengths = [min(tokens.semantic(i).shape[0], tokens.codes(i).shape[1] // 2) for i in sorted(train)]
+    assert [s.shape[0] for s in streams.semantic] == lengths
 
 
 @pytest.mark.parametrize("stage", ["semantic", "coarse", "fine"])
@@ -119,7 +121,8 @@ def test_bundle_from_runs_then_continue(shards, tmp_path):
     # again, coarse only and with prompts: the folder's parts are replaced, the prompts cut from held-out clips
     assert main(["bundle", "-o", str(tmp_path / "bundle"), "--tokenizer", str(corpus / "semantic"), "--codec", str(corpus / "codec"),
                  "--semantic-lm", str(runs["semantic"]), "--coarse-lm", str(runs["coarse"]), "--prompts-from",
-                 str(corpus / "audio" / "manifest.jsonl"), "--prompt-splits", "train", "--prompt-count", "2", "--prompt-seconds", "1.5"]) == 0
+                 str(corpus / "audio" / "manifest.jsonl"), "--prompt-splits", "train", "--prompt-count", "2",
+                 "--prompt-seconds", "1.5"]) == 0
     prompts = json.loads((tmp_path / "bundle" / "prompts" / "prompts.json").read_text())
     assert len(prompts) == 2 and len({p["speaker"] for p in prompts}) == 2
     assert all(sf.info(str(tmp_path / "bundle" / "prompts" / p["file"])).frames == 24000 for p in prompts)

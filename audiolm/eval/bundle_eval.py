@@ -205,6 +205,20 @@ class BundleEvaluation:
             "examples": [{"text": e.text, **{name: hyps[i] for name, hyps in systems.items()}} for i, e in enumerate(utterances[:3])],
         }
 
+    def codec(self) -> None:
+        """Log-mel distance of the codec's reconstructions (at the LMs' levels and at all levels) of held-out clips."""
+        from audiolm.eval.codec_metrics import mel_distance
+
+        codec, levels = self.audiolm.codec, self.audiolm.num_levels
+        clips = _pick_round_robin(self.held_out, self.config.resynth)
+        distances: dict[str, list[float]] = {f"{levels} levels (the LMs')": [], f"{codec.num_codebooks} levels": []}
+        for entry in self._bar(clips, "codec"):
+            wav = self._load(entry)
+            with torch.inference_mode():
+                for name, n in zip(distances, (levels, codec.num_codebooks)):
+                    distances[name].append(mel_distance(wav.reshape(-1).numpy(), codec.decode(codec.encode(wav, n)).reshape(-1).numpy()))
+        self.results["codec"] = {"clips": len(clips), "mel_distance": {k: float(np.mean(v)) for k, v in distances.items()}}
+
     def semantic_lm(self) -> None:
         """Perplexity of held-out semantic tokens under the semantic LM, against their own unigram distribution."""
         from audiolm.eval.likelihood import perplexity, semantic_logprobs, unigram_perplexity
@@ -260,8 +274,7 @@ class BundleEvaluation:
         self.output.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
         sections = [self.continuation, self.semantic_lm]
-        if self.config.kind == "speech":
-            sections += [self.intelligibility, self.minimal_pairs]
+        sections += [self.intelligibility, self.minimal_pairs] if self.config.kind == "speech" else [self.codec]
         for section in sections:
             self.log(f"eval: {section.__name__.replace('_', ' ')}")
             section()

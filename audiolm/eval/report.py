@@ -69,13 +69,19 @@ def _minimal_pairs(section: dict) -> list[str]:
     return lines
 
 
+def _codec(section: dict) -> list[str]:
+    lines = [f"## Codec\n\nLog-mel L1 distance of the codec's reconstructions of {section['clips']} held-out clips (lower is better).\n",
+             "| codec | mel distance |", "|---|---|"]
+    return lines + [f"| {name} | {value:.3f} |" for name, value in section["mel_distance"].items()] + [""]
+
+
 def write_report(results: dict, figures: list[tuple[str, str]], path: str | Path) -> Path:
     """Write the markdown report (figures are PNG names next to it)."""
     lines = [f"# Evaluation of `{results['models']}`\n",
              f"Held-out split `{results['config']['split']}` of `{results['manifest']}`; {results.get('minutes', 0):.1f} min on CPU. "
              "Regenerate with `audiolm eval` (see the README).\n"]
     for key, render in (("continuation", _continuation), ("intelligibility", _intelligibility), ("semantic_lm", _semantic_lm),
-                        ("minimal_pairs", _minimal_pairs)):
+                        ("minimal_pairs", _minimal_pairs), ("codec", _codec)):
         if key in results:
             lines += render(results[key])
     if figures:

@@ -54,3 +54,17 @@ def test_eval_refuses_a_split_without_entries(tmp_path, capsys):
     manifest = _corpus(tmp_path)
     assert main(["eval", "--models", str(bundle), "--manifest", str(manifest), "-o", str(tmp_path / "r"), "--split", "dev"]) == 1
     assert "no entries in split 'dev'" in capsys.readouterr().err
+
+
+def test_eval_of_a_music_bundle_reports_continuations_perplexity_and_codec(tmp_path, capsys):
+    from tests.helpers_codec import tone_manifest
+
+    bundle = tiny_bundle(tmp_path / "bundle")
+    manifest = tone_manifest(tmp_path / "tones", count=3, seconds=2.0)
+    out = tmp_path / "report"
+    assert main(["eval", "--kind", "piano", "--models", str(bundle), "--manifest", str(manifest), "--split", "valid", "-o", str(out),
+                 "--prompts", "1", "--prompt-seconds", "1", "--seconds", "0.5", "--resynth", "1", "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "speaker" not in results["continuation"] and "intelligibility" not in results and "minimal_pairs" not in results
+    assert set(results["codec"]["mel_distance"]) == {"4 levels (the LMs')", "4 levels"} and results["semantic_lm"]["tokens"] > 0
+    assert "## Codec" in (out / "report.md").read_text() and (out / "continuation0.png").is_file()

@@ -121,6 +121,7 @@ class BundleEvaluation:
         embeddings: dict[str, list[np.ndarray]] = {"prompt": [], **{name: [] for name in systems}}
         seconds_per_second: dict[str, list[float]] = {name: [] for name in systems}
         examples = self.output / "examples"
+        heard: list[dict] = []
         for i, entry in enumerate(self._bar(prompts, "continuations")):
             prompt = self._load(entry, c.prompt_seconds)
             pictures = {f"prompt ({entry.speaker}, {prompt.shape[-1] / self.sample_rate:.1f} s)": prompt[0]}
@@ -136,6 +137,8 @@ class BundleEvaluation:
                 if i < c.examples:
                     pictures[f"{name}: prompt + {c.continue_seconds:g} s continuation"] = out.wav[0]
                     save_audio(examples / f"prompt{i}-{name}.wav", out.wav[0], self.sample_rate)
+                    if speech:  # what an ASR hears in the new audio: words, or babble
+                        heard.append({"prompt": i, "system": name, "prompt_text": entry.text or "", "heard": self._transcribe(new)})
             if i < c.examples:
                 save_audio(examples / f"prompt{i}.wav", prompt[0], self.sample_rate)
                 png = plot_spectrograms(pictures, self.sample_rate, self.output / f"continuation{i}.png")
@@ -161,6 +164,7 @@ class BundleEvaluation:
                     row |= prompt_similarity(vectors, np.stack(embeddings["prompt"]), speakers)
                 rows[name] = row
             section["speaker"] = rows
+            section["heard"] = heard
         self.results["continuation"] = section
 
     def intelligibility(self) -> None:

@@ -30,6 +30,11 @@ def _continuation(section: dict) -> list[str]:
                     else "- | - | -")
             lines.append(f"| {label} | {_pct(row['accuracy'])} | {row['similarity_own']:.3f} | {row['similarity_other']:.3f} | {tail} |")
         lines.append("")
+    if section.get("heard"):
+        lines.append("What Whisper hears in the continuations (the new audio only) of the example prompts:\n")
+        lines += [f"- prompt {h['prompt']}, {h['system']} model: \"{h['heard'] or '(nothing)'}\" (the prompt's utterance: "
+                  f"\"{h['prompt_text']}\")" for h in section["heard"]]
+        lines.append("")
     return lines
 
 

@@ -69,11 +69,15 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
         save_stage(partial / PARTS[name], stage.model, stage.spec, stage.fingerprints, dtype=dtype)
     if output.exists():  # keep what else the folder holds (model card, prompts): replace the parts, drop stale LMs
         for name, part in PARTS.items():
-            if name not in loaded and (output / part).exists():
+            if name not in loaded and (output / part).is_symlink():
+                (output / part).unlink()
+            elif name not in loaded and (output / part).exists():
                 shutil.rmtree(output / part)
         for part in partial.iterdir():
             target = output / part.name
-            if target.exists():
+            if target.is_symlink():  # a part shared with another bundle (a linked codec): replace the link, not its target
+                target.unlink()
+            elif target.exists():
                 shutil.rmtree(target)
             part.rename(target)
         partial.rmdir()

@@ -101,3 +101,19 @@ def test_cli_continue_generate_resynth(bundle, tmp_path, capsys):
     code = main(["generate", "-o", str(tmp_path / "x.wav"), "--models", str(tmp_path / "nowhere")])
     _, err = capsys.readouterr()
     assert code == 1 and "no such model bundle" in err
+
+
+def test_a_linked_codec_loads_and_a_rewrite_replaces_the_link_not_its_target(bundle, tmp_path):
+    import shutil
+
+    from audiolm.generation.bundle import write_bundle
+
+    shared = tmp_path / "shared-codec"
+    shutil.copytree(bundle / "codec", shared)
+    parts = {"semantic": bundle / "semantic-lm", "coarse": bundle / "coarse-lm"}
+    out = write_bundle(tmp_path / "music", bundle / "semantic", bundle / "codec", parts)
+    shutil.rmtree(out / "codec")
+    (out / "codec").symlink_to(shared, target_is_directory=True)  # two bundles sharing one codec
+    assert AudioLM.load(out).fine is None
+    write_bundle(out, bundle / "semantic", bundle / "codec", parts)
+    assert not (out / "codec").is_symlink() and (shared / "model.safetensors").is_file() and (out / "codec" / "model.safetensors").is_file()

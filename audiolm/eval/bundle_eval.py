@@ -235,6 +235,26 @@ class BundleEvaluation:
         self.results["semantic_lm"] = {"utterances": len(ids), "tokens": int(sum(x.numel() for x in ids)), "vocab": vocab,
                                        "perplexity": perplexity(logprobs), "unigram_perplexity": unigram_perplexity(ids, ids, vocab)}
 
+    def coarse_lm(self) -> None:
+        """Cross-entropy per coarse level of held-out tokens under the coarse LM (given the true semantic tokens) and
+        the acoustic-only LM: what the semantic conditioning buys, level by level."""
+        from audiolm.lm.loss import LevelTotals, stage_loss
+
+        systems = {"full": self.audiolm.coarse} | ({"acoustic-only": self.audiolm.acoustic} if self.audiolm.acoustic else {})
+        totals = {name: LevelTotals() for name in systems}
+        utterances = _pick_round_robin(self.held_out, max(self.config.resynth, 32))
+        with torch.inference_mode():
+            for entry in self._bar(utterances, "coarse LM"):
+                ids, codes = self.audiolm.tokenize(self._load(entry))
+                for name, stage in systems.items():
+                    n = min(ids.shape[1], stage.spec.window_frames // stage.spec.ratio)  # the first window of the utterance
+                    batch = stage.spec.example(ids[:, :n], codes[:, :, : n * stage.spec.ratio])
+                    totals[name].add(stage_loss(stage.model, stage.spec, batch)[1])
+        self.results["coarse_lm"] = {"utterances": len(utterances), "codebook_size": self.audiolm.coarse.spec.codebook_size,
+                                     "systems": {name: {"ce": t.mean_ce(), "ce_per_level": [t.ce[k] / t.count[k] for k in sorted(t.count)],
+                                                        "accuracy_per_level": [t.correct[k] / t.count[k] for k in sorted(t.count)]}
+                                                 for name, t in totals.items()}}
+
     def minimal_pairs(self) -> None:
         """Lexical (word / non-word) and syntactic (sentence / swapped words) pairs in held-out voices, scored by the
         semantic LM's log-likelihood."""
@@ -277,7 +297,7 @@ class BundleEvaluation:
     def run(self) -> dict:
         self.output.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
-        sections = [self.continuation, self.semantic_lm]
+        sections = [self.continuation, self.semantic_lm, self.coarse_lm]
         sections += [self.intelligibility, self.minimal_pairs] if self.config.kind == "speech" else [self.codec]
         for section in sections:
             self.log(f"eval: {section.__name__.replace('_', ' ')}")

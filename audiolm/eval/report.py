@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from audiolm.files import atomic_path
@@ -60,6 +61,20 @@ def _semantic_lm(section: dict) -> list[str]:
             "unigram distribution (an optimistic baseline: it is fitted on the very tokens it scores).\n"]
 
 
+def _coarse_lm(section: dict) -> list[str]:
+    systems = section["systems"]
+    levels = len(next(iter(systems.values()))["ce_per_level"])
+    lines = [f"## Coarse LM\n\nCross-entropy (nats) of the coarse tokens of {section['utterances']} held-out utterances (their first "
+             f"window), per level; a uniform guess costs ln {section['codebook_size']} = {math.log(section['codebook_size']):.2f}. "
+             "The full model reads the true semantic tokens; the acoustic-only baseline does not.\n",
+             "| model | mean | " + " | ".join(f"level {k + 1}" for k in range(levels)) + " | top-1 accuracy, level 1 |",
+             "|---" * (levels + 3) + "|"]
+    for name, row in systems.items():
+        lines.append(f"| {name} | {row['ce']:.3f} | " + " | ".join(f"{x:.3f}" for x in row["ce_per_level"])
+                     + f" | {_pct(row['accuracy_per_level'][0])} |")
+    return lines + [""]
+
+
 def _minimal_pairs(section: dict) -> list[str]:
     lines = ["## Minimal pairs\n\nThe semantic LM prefers the real member of a pair when its tokens are more likely (sum of "
              "log-probabilities; per-token mean as a length-fair variant); chance is 50 %. AudioLM: sWUGGY 71.5 %, sBLIMP 64.7 %. "
@@ -86,6 +101,7 @@ def write_report(results: dict, figures: list[tuple[str, str]], path: str | Path
              f"Held-out split `{results['config']['split']}` of `{results['manifest']}`; {results.get('minutes', 0):.1f} min on CPU. "
              "Regenerate with `audiolm eval` (see the README).\n"]
     for key, render in (("continuation", _continuation), ("intelligibility", _intelligibility), ("semantic_lm", _semantic_lm),
+                        ("coarse_lm", _coarse_lm),
                         ("minimal_pairs", _minimal_pairs), ("codec", _codec)):
         if key in results:
             lines += render(results[key])

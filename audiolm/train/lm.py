@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from audiolm.data.datasets import step_generator
 from audiolm.errors import AudiolmError
+from audiolm.lm.loss import LevelTotals, stage_loss
 from audiolm.lm.model import build_model, save_stage, stage_fingerprints
 from audiolm.lm.stages import StageSpec
-from audiolm.lm.transformer import Transformer, TransformerConfig
+from audiolm.lm.transformer import TransformerConfig
 from audiolm.train.loop import OptimizerConfig, TrainConfig
 
 
@@ -108,29 +108,8 @@ class LMTask:
         return {k: v[start:stop] for k, v in examples.items()}
 
     def _loss(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Cross-entropy of each predicted token against its own level's ids only (the softmax that generation
-        samples from): the head is applied per level to that level's rows, `codebook_size` of the vocabulary."""
-        mask = batch["mask"]
-        targets, levels = batch["targets"][mask], batch["levels"][mask]
-        if isinstance(model, Transformer):
-            hidden, weight = model.features(batch["inputs"])[mask], model.head.weight  # only the predicted positions
-        else:  # wrapped by DDP, whose forward (all logits) is what synchronises the gradients
-            hidden, weight = model(batch["inputs"])[mask], None
-        name = f"lm/{self.spec.stage}"
-        total, logs, count = hidden.new_zeros(()), {}, targets.numel()
-        for level in range(self.spec.target_levels):
-            picked = levels == level
-            if not picked.any():
-                continue
-            lo, hi = self.spec.target_range(level)
-            logits = hidden[picked] @ weight[lo:hi].T if weight is not None else hidden[picked, lo:hi]
-            level_targets = targets[picked] - lo
-            level_loss = F.cross_entropy(logits.float(), level_targets, reduction="sum")
-            total = total + level_loss
-            logs[f"{name}/ce_{level + 1}"] = level_loss.item() / int(picked.sum())  # per level: later RVQ levels are far less predictable
-            logs[f"{name}/accuracy_{level + 1}"] = (logits.argmax(-1) == level_targets).float().mean().item()
-        loss = total / max(count, 1)
-        return loss, {f"{name}/ce": loss.item(), **logs}
+        loss, totals = stage_loss(model, self.spec, batch)
+        return loss, totals.logs(f"lm/{self.spec.stage}")
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
         loss, logs = self._loss(models["lm"], batch)
@@ -141,13 +120,10 @@ class LMTask:
         model = models["lm"]
         device = next(model.parameters()).device
         examples = self._examples(self.valid_streams, self.config.data.valid_windows, torch.Generator().manual_seed(1234))
-        totals: dict[str, float] = {}
-        chunks = list(range(0, self.config.data.valid_windows, 8))
-        for i in chunks:
-            _, logs = self._loss(model, {k: v[i:i + 8].to(device) for k, v in examples.items()})
-            for key, value in logs.items():
-                totals[key] = totals.get(key, 0.0) + value / len(chunks)
-        return totals
+        totals = LevelTotals()
+        for i in range(0, self.config.data.valid_windows, 8):
+            totals.add(stage_loss(model, self.spec, {k: v[i:i + 8].to(device) for k, v in examples.items()})[1])
+        return totals.logs(f"lm/{self.spec.stage}")
 
     def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:
         save_stage(run_dir / "model", models["lm"], self.spec, self.fingerprints)

@@ -43,8 +43,10 @@ def test_eval_writes_every_section(tmp_path, capsys):
     wer = results["intelligibility"]["wer"]
     assert len(wer) == 4 and wer["original"] < 0.5  # Whisper understands the real synthesized speech
     assert results["semantic_lm"]["perplexity"] > 1 and results["minimal_pairs"]["lexical"]["pairs"] == 2
+    coarse = results["coarse_lm"]["systems"]
+    assert set(coarse) == {"full", "acoustic-only"} and all(len(row["ce_per_level"]) == 2 for row in coarse.values())
     report = (out / "report.md").read_text()
-    for heading in ("## Continuation", "## Intelligibility", "## Semantic LM", "## Minimal pairs", "continuation0.png"):
+    for heading in ("## Continuation", "## Intelligibility", "## Semantic LM", "## Coarse LM", "## Minimal pairs", "continuation0.png"):
         assert heading in report
     assert (out / "continuation0.png").stat().st_size > 1000 and (out / "examples" / "prompt0-full.wav").is_file()
 

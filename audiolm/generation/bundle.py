@@ -63,8 +63,9 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     dtype = torch.float16 if fp16 else None
-    semantic_tokenizer.save(partial / "semantic", dtype=dtype)
-    codec_model.save(partial / "codec", dtype=dtype)
+    for part, source, model in (("semantic", tokenizer, semantic_tokenizer), ("codec", codec, codec_model)):
+        if Path(source).resolve() != (output / part).resolve():  # a part already in place (with its model card) stays as it is
+            model.save(partial / part, dtype=dtype)
     for name, stage in loaded.items():
         save_stage(partial / PARTS[name], stage.model, stage.spec, stage.fingerprints, dtype=dtype)
     if output.exists():  # keep what else the folder holds (model card, prompts): replace the parts, drop stale LMs

@@ -115,5 +115,7 @@ def test_a_linked_codec_loads_and_a_rewrite_replaces_the_link_not_its_target(bun
     shutil.rmtree(out / "codec")
     (out / "codec").symlink_to(shared, target_is_directory=True)  # two bundles sharing one codec
     assert AudioLM.load(out).fine is None
-    write_bundle(out, bundle / "semantic", bundle / "codec", parts)
+    (out / "semantic" / "MODEL_CARD.md").write_text("card")
+    write_bundle(out, out / "semantic", bundle / "codec", parts)  # the tokenizer already in place stays, card and all
+    assert (out / "semantic" / "MODEL_CARD.md").read_text() == "card"
     assert not (out / "codec").is_symlink() and (shared / "model.safetensors").is_file() and (out / "codec" / "model.safetensors").is_file()

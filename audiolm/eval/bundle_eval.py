@@ -57,6 +57,12 @@ def _pick_round_robin(entries: list, count: int) -> list:
     return picked
 
 
+def _shown(path: str | Path) -> str:
+    """A path as the report shows it: relative to the working directory when it lies inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 class BundleEvaluation:
     def __init__(self, models: str | Path, manifest: str | Path, output: str | Path, config: EvalConfig, progress: bool = True,
                  log: Callable[[str], None] = print) -> None:
@@ -74,7 +80,7 @@ class BundleEvaluation:
         self.audiolm = AudioLM.load(models)
         self.models = str(models)
         self.sample_rate = self.audiolm.sample_rate
-        self.results: dict = {"config": asdict(config), "models": str(models), "manifest": str(manifest)}
+        self.results: dict = {"config": asdict(config), "models": _shown(models), "manifest": _shown(manifest)}
         self.figures: list[tuple[str, str]] = []
         self._speaker_encoder = None
         self._transcriber = None

@@ -130,7 +130,8 @@ class BundleEvaluation:
         heard: list[dict] = []
         for i, entry in enumerate(self._bar(prompts, "continuations")):
             prompt = self._load(entry, c.prompt_seconds)
-            pictures = {f"prompt ({entry.speaker}, {prompt.shape[-1] / self.sample_rate:.1f} s)": prompt[0]}
+            who = f"{entry.speaker}, " if entry.speaker else ""
+            pictures = {f"prompt ({who}{prompt.shape[-1] / self.sample_rate:.1f} s)": prompt[0]}
             if speech:
                 embeddings["prompt"].append(self._embed(prompt))
             for name, acoustic_only in systems.items():

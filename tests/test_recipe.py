@@ -30,3 +30,14 @@ def test_recipe_trains_on_an_existing_manifest_and_refuses_a_missing_one(tmp_pat
     assert main(["recipe", "speech", "--workdir", str(tmp_path), "--quiet", f"manifest={tmp_path / 'none.jsonl'}"]) == 1
     err = capsys.readouterr().err
     assert "none.jsonl" in err and "no such corpus manifest" in err
+
+
+def test_piano_recipe_builds_a_bundle_without_a_fine_stage(tmp_path, capsys):
+    settings = ["hours=0.02", "workers=1", "codec_preset=tiny", "semantic_preset=tiny", "target_clusters=8", "tokenizer_layer=1",
+                "tokenizer_clusters=8", "lm_preset=tiny", "acoustic_only=false", "overrides=[train.num_threads=1]"]
+    assert main(["recipe", "piano", "--workdir", str(tmp_path / "work"), "-o", str(tmp_path / "bundle"), "--quiet", *settings]) == 0
+    assert "bundle written" in capsys.readouterr().out
+    audiolm = AudioLM.load(tmp_path / "bundle")
+    assert audiolm.fine is None and audiolm.acoustic is None and audiolm.num_levels == audiolm.coarse.spec.num_coarse
+    result = audiolm.continue_audio(torch.randn(1, 1, 16000) * 0.1, 0.5, seed=0)
+    assert abs(result.wav.shape[-1] / 16000 - result.prompt_seconds - 0.5) <= 0.04

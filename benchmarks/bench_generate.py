@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import platform
 import resource
 import time
@@ -62,7 +63,7 @@ def bundled_size_pipeline(bundle: str | None):
     from audiolm.train.config import load_config
     from audiolm.train.lm import LMRunConfig, resolve_preset
 
-    if bundle:
+    if bundle and (Path(bundle) / "semantic-lm").is_dir():
         audiolm = AudioLM.load(bundle)
         return audiolm, audiolm.semantic.model.config
     torch.manual_seed(0)
@@ -79,11 +80,13 @@ def bundled_size_pipeline(bundle: str | None):
 
 def training_tokens_per_second(audiolm, steps: int = 3, batch: int = 8) -> dict[str, float]:
     """Tokens per second of one training step (forward, backward, AdamW) on full windows, per stage."""
-    from torch.nn import functional as F
+    from audiolm.lm.loss import stage_loss
 
     rates = {}
     for name in ("semantic", "coarse", "fine"):
         stage = getattr(audiolm, name)
+        if stage is None:  # a bundle without a fine stage
+            continue
         model, spec = stage.model.train(), stage.spec
         frames = spec.window_frames if spec.stage == "semantic" else spec.window_frames // spec.ratio
         semantic = torch.randint(0, spec.semantic_vocab, (batch, frames))
@@ -93,8 +96,7 @@ def training_tokens_per_second(audiolm, steps: int = 3, batch: int = 8) -> dict[
         times = []
         for _ in range(steps + 1):
             began = time.perf_counter()
-            logits = model.head(model.features(example["inputs"])[example["mask"]])
-            loss = F.cross_entropy(logits, example["targets"][example["mask"]])
+            loss, _ = stage_loss(model, spec, example)  # as the trainer: each level's own ids, predicted positions only
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -124,13 +126,15 @@ def run_configuration(name: str, bundle: str | None, lengths: list[float], promp
         print(f"[{name}] {seconds:g} s: {wall:.2f} s wall ({wall / generated:.2f} s per generated second)", flush=True)
     generation_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     training = training_tokens_per_second(audiolm)
-    spec = audiolm.fine.spec
+    spec = audiolm.coarse.spec
+    num_fine = audiolm.fine.spec.num_fine if audiolm.fine is not None else 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"name": name, "rows": rows, "training_tokens_per_second": training, "peak_rss_mb": peak,
             "generation_peak_rss_mb": generation_peak,
             "prompt_seconds": prompt_seconds, "model": asdict(model_config), "semantic_rate": spec.semantic_rate,
-            "semantic_vocab": spec.semantic_vocab, "levels": f"{spec.num_coarse} coarse + {spec.num_fine} fine",
-            "parameters": {s: sum(p.numel() for p in getattr(audiolm, s).model.parameters()) for s in ("semantic", "coarse", "fine")}}
+            "semantic_vocab": spec.semantic_vocab, "levels": f"{spec.num_coarse} coarse + {num_fine} fine",
+            "parameters": {s: sum(p.numel() for p in getattr(audiolm, s).model.parameters()) for s in ("semantic", "coarse", "fine")
+                           if getattr(audiolm, s) is not None}}
 
 
 def _table(result: dict) -> str:
@@ -147,7 +151,8 @@ def _table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundle", help="a model bundle folder (default: random weights of the small presets)")
+    parser.add_argument("--bundle", default=str(ROOT / "models" / "speech"),
+                        help="a model bundle folder (default: the bundled speech models; without LMs: random small-preset weights)")
     parser.add_argument("--lengths", default="1,2,3,5,6,10,20")
     parser.add_argument("--name", default="generate")
     args = parser.parse_args()
@@ -173,9 +178,10 @@ Training (one step: forward, backward, AdamW; batch 8 full windows; one thread),
 Peak memory (max RSS of the process): {result['generation_peak_rss_mb']:.0f} MB while generating (models loaded, all
 lengths); {result['peak_rss_mb']:.0f} MB after the training steps.
 """)
+    bundle = f" --bundle {os.path.relpath(args.bundle)}" if args.bundle else ""
     report = f"""# Generation speed
 
-`benchmarks/bench_generate.py{' --bundle ' + args.bundle if args.bundle else ''}` on {platform.processor() or platform.machine()},
+`benchmarks/bench_generate.py{bundle}` on {platform.processor() or platform.machine()},
 **one CPU thread**, KV-cached sampling. "s per generated s" is the real-time factor; it must not grow with length
 (the semantic and coarse stages slide by half a window, the fine stage decodes its 3 s windows as one batch).
 Each length up to 6 s is the median of 3 runs (with its stage times), longer ones a single run.

@@ -581,8 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=cmd_recipe)
     p = commands.add_parser("eval", help="measure a model bundle on held-out audio: speaker accuracy of continuations, WER of "
                             "resynthesis, acoustic-only baseline, perplexity, minimal pairs; a markdown report with plots")
-    p.add_argument("--models", default=str(Path(__file__).resolve().parents[2] / "models" / "speech"),
-                   help="model bundle folder (default: the bundled speech models)")
+    p.add_argument("--models", default="speech",
+                   help="model bundle folder, or `speech` (the default) / `piano`: the bundled models")
     p.add_argument("--manifest", required=True, help="corpus manifest with held-out speakers (and transcripts, for WER)")
     p.add_argument("--kind", choices=("speech", "piano"), default="speech")
     p.add_argument("--split", default="test")
@@ -622,8 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "resynth":
             p.add_argument("--seconds", type=_positive, default=7.0 if name == "continue" else 10.0, help="seconds of new audio")
         p.add_argument("-o", "--output", required=True, help="wav file")
-        p.add_argument("--models", default=str(Path(__file__).resolve().parents[2] / "models" / "speech"),
-                       help="model bundle folder (default: the bundled speech models)")
+        p.add_argument("--models", default="speech",
+                       help="model bundle folder, or `speech` (the default) / `piano`: the bundled models")
         p.add_argument("--seed", type=int, default=0)
         for stage in ("semantic", "coarse", "fine"):
             p.add_argument(f"--{stage}-temperature", type=float, help="sampling temperature (0: greedy)")

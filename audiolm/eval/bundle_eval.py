@@ -67,7 +67,7 @@ class BundleEvaluation:
     def __init__(self, models: str | Path, manifest: str | Path, output: str | Path, config: EvalConfig, progress: bool = True,
                  log: Callable[[str], None] = print) -> None:
         from audiolm.data.manifest import read_manifest
-        from audiolm.generation.pipeline import AudioLM
+        from audiolm.generation.pipeline import AudioLM, bundle_folder
 
         self.config, self.progress, self.log = config, progress, log
         self.output = Path(output)
@@ -80,7 +80,7 @@ class BundleEvaluation:
         self.audiolm = AudioLM.load(models)
         self.models = str(models)
         self.sample_rate = self.audiolm.sample_rate
-        self.results: dict = {"config": asdict(config), "models": _shown(models), "manifest": _shown(manifest)}
+        self.results: dict = {"config": asdict(config), "models": _shown(bundle_folder(models)), "manifest": _shown(manifest)}
         self.figures: list[tuple[str, str]] = []
         self._speaker_encoder = None
         self._transcriber = None

@@ -31,6 +31,8 @@ from audiolm.semantic.tokenizer import SemanticTokenizer
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models"  # models/speech, models/piano in a source checkout
 PARTS = {"semantic": "semantic-lm", "coarse": "coarse-lm", "fine": "fine-lm", "acoustic": "coarse-acoustic-lm"}
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"  # the models that come with the repository
+BUNDLED = ("speech", "piano")
 OPTIONAL = ("fine", "acoustic")  # without a fine LM (as the paper's piano model) the codec decodes the coarse levels alone
 
 
@@ -60,6 +62,12 @@ class Stage:
     fingerprints: dict
 
 
+def bundle_folder(folder: str | Path) -> Path:
+    """`folder` itself, or for the name of a bundled model (`speech`, `piano`) without such a folder here, its folder."""
+    folder = Path(folder)
+    return BUNDLED_DIR / str(folder) if not folder.is_dir() and str(folder) in BUNDLED else folder
+
+
 class AudioLM:
     def __init__(self, tokenizer: SemanticTokenizer, codec: Codec, semantic: Stage, coarse: Stage, fine: Stage | None = None,
                  acoustic: Stage | None = None) -> None:
@@ -79,8 +87,9 @@ class AudioLM:
             raise AudiolmError(f"the LMs use {self.num_levels} codec levels; the codec has {codec.num_codebooks}")
 
     @classmethod
-    def load(cls, folder: str | Path, device: str | torch.device = "cpu") -> AudioLM:
-        folder = Path(folder)
+    def load(cls, folder: str | Path = "speech", device: str | torch.device = "cpu") -> AudioLM:
+        """A bundle folder, or the name of a bundled one (`speech`, the default, or `piano`)."""
+        folder = bundle_folder(folder)
         if not folder.is_dir():
             raise FileError(folder, "no such model bundle folder")
         stages = {}

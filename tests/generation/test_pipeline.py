@@ -119,3 +119,19 @@ def test_a_linked_codec_loads_and_a_rewrite_replaces_the_link_not_its_target(bun
     write_bundle(out, out / "semantic", bundle / "codec", parts)  # the tokenizer already in place stays, card and all
     assert (out / "semantic" / "MODEL_CARD.md").read_text() == "card"
     assert not (out / "codec").is_symlink() and (shared / "model.safetensors").is_file() and (out / "codec" / "model.safetensors").is_file()
+
+
+def test_the_bundled_models_load_by_name_and_continue_their_prompts():
+    import json
+
+    from audiolm.audio.io import load_audio
+    from audiolm.generation.pipeline import BUNDLED_DIR
+
+    for name in ("speech", "piano"):
+        audiolm = AudioLM.load() if name == "speech" else AudioLM.load(name)
+        assert audiolm.fine is None and (audiolm.acoustic is not None) == (name == "speech")  # coarse-only bundles
+        prompts = json.loads((BUNDLED_DIR / name / "prompts" / "prompts.json").read_text())
+        prompt = load_audio(BUNDLED_DIR / name / "prompts" / prompts[0]["file"], 16000)[None]
+        out = audiolm.continue_audio(prompt, 0.5, seed=0)
+        assert abs(out.prompt_seconds - 3.0) <= 0.04 and abs(out.wav.shape[-1] / 16000 - 3.5) <= 0.04
+        assert torch.isfinite(out.wav).all() and out.wav.abs().max() > 1e-3  # real audio, not silence

@@ -39,7 +39,7 @@ class RecipeConfig:
     lm_minutes: float = 30.0  # per stage
     acoustic_only: bool = True  # also train the acoustic-only coarse LM (the baseline)
     fine_lm: bool = False  # our codec's fine levels are unpredictable (an LM's samples decode no better than random
-    # codes, worse than the coarse levels alone: models/speech/MODEL_CARD.md), so by default the bundle decodes coarse only
+    # codes, worse than the coarse levels alone: benchmarks/results/fine_stage.md), so by default the bundle decodes coarse only
     overrides: tuple[str, ...] = ()  # extra key=value for every LM stage, e.g. "train.steps=2000"
 
     def __post_init__(self) -> None:

@@ -78,7 +78,6 @@ class BundleEvaluation:
         if not self.held_out:
             raise AudiolmError(f"{manifest}: no entries in split {config.split!r} to evaluate on")
         self.audiolm = AudioLM.load(models)
-        self.models = str(models)
         self.sample_rate = self.audiolm.sample_rate
         self.results: dict = {"config": asdict(config), "models": _shown(bundle_folder(models)), "manifest": _shown(manifest)}
         self.figures: list[tuple[str, str]] = []

@@ -70,21 +70,23 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
         save_stage(partial / PARTS[name], stage.model, stage.spec, stage.fingerprints, dtype=dtype)
     if output.exists():  # keep what else the folder holds (model card, prompts): replace the parts, drop stale LMs
         for name, part in PARTS.items():
-            if name not in loaded and (output / part).is_symlink():
-                (output / part).unlink()
-            elif name not in loaded and (output / part).exists():
-                shutil.rmtree(output / part)
+            if name not in loaded:
+                _remove_part(output / part)
         for part in partial.iterdir():
-            target = output / part.name
-            if target.is_symlink():  # a part shared with another bundle (a linked codec): replace the link, not its target
-                target.unlink()
-            elif target.exists():
-                shutil.rmtree(target)
-            part.rename(target)
+            _remove_part(output / part.name)
+            part.rename(output / part.name)
         partial.rmdir()
     else:
         partial.rename(output)
     return output
+
+
+def _remove_part(path: Path) -> None:
+    """Remove a bundle part; a part shared with another bundle (a linked codec) loses its link, never its target."""
+    if path.is_symlink():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def write_prompts(manifest: str | Path, folder: str | Path, count: int = 4, seconds: float = 3.0,

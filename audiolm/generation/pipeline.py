@@ -29,9 +29,8 @@ from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import Transformer
 from audiolm.semantic.tokenizer import SemanticTokenizer
 
-BUNDLED = Path(__file__).resolve().parents[2] / "models"  # models/speech, models/piano in a source checkout
 PARTS = {"semantic": "semantic-lm", "coarse": "coarse-lm", "fine": "fine-lm", "acoustic": "coarse-acoustic-lm"}
-BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"  # the models that come with the repository
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "models"  # models/speech, models/piano in a source checkout
 BUNDLED = ("speech", "piano")
 OPTIONAL = ("fine", "acoustic")  # without a fine LM (as the paper's piano model) the codec decodes the coarse levels alone
 

@@ -111,6 +111,22 @@ class Codec(nn.Module):
                                                    config.hop_length, config.hop_length * config.n_fft_multiple)
         else:
             self.decoder = SEANetDecoder(config.decoder_channels, config.latent_dim, config.strides, config.decoder_residual_units)
+        self.encoder_frozen = False
+
+    def freeze_encoder(self) -> Codec:
+        """Train the decoder only: the encoder and codebooks keep their weights (no gradients, no EMA updates,
+        no restarts), so codes keep their meaning and token LMs trained on them stay valid."""
+        self.encoder_frozen = True
+        for p in [*self.encoder.parameters(), *self.quantizer.parameters()]:
+            p.requires_grad_(False)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> Codec:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+            self.quantizer.eval()
+        return self
 
     # Codec interface used by the language models: frame_rate, num_codebooks, cardinality, encode, decode.
     @property
@@ -137,8 +153,9 @@ class Codec(nn.Module):
 
     def forward(self, wav: torch.Tensor, num_quantizers: torch.Tensor | int | None = None) -> CodecOutput:
         """Training pass: `wav [B, 1, L]` (L a multiple of hop_length) -> reconstruction and codes."""
-        latents = self.encoder(self._pad(wav))  # [B, D, T]
-        q = self.quantizer(latents, num_quantizers)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            latents = self.encoder(self._pad(wav))  # [B, D, T]
+            q = self.quantizer(latents, num_quantizers)
         return CodecOutput(self.decoder(q.quantized)[..., : wav.shape[-1]], q.codes, q.commit_loss)
 
     @torch.no_grad()

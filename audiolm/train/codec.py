@@ -17,6 +17,7 @@ from torch import nn
 from audiolm.codec.discriminators import DiscriminatorConfig, Discriminators
 from audiolm.codec.losses import (
     LossWeights,
+    MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     feature_matching_loss,
     hinge_discriminator_loss,
@@ -51,6 +52,7 @@ class CodecRunConfig:
     quantizer_dropout: float = 1.0  # probability that an example uses a random number of levels
     init_from: str = ""  # a codec folder (model.safetensors + config.json) to start from, e.g. to continue the bundled one
     disc_start_step: int = 0  # adversarial training starts here (reconstruction-only warm-up before)
+    decoder_only: bool = False  # freeze the encoder and codebooks (codes keep their meaning); with init_from, improves a decoder
 
 
 class CodecTask:
@@ -69,6 +71,7 @@ class CodecTask:
         self.adversarial = config.losses.adversarial > 0 or config.losses.feature_matching > 0
         self.discriminators = Discriminators(config.discriminator) if self.adversarial else None
         self.mel_loss = MultiScaleMelLoss(config.model.sample_rate)
+        self.stft_loss = MultiResolutionSTFTLoss()
         hop = config.model.hop_length
         self.crop = max(hop, round(config.data.crop_seconds * config.model.sample_rate / hop) * hop)
 
@@ -101,6 +104,10 @@ class CodecTask:
         mel = self.mel_loss.to(wav.device)(out.wav, wav)
         logs = {"codec/mel": mel.item(), "vq/commit": out.commit_loss.item()}
         total = weights.mel * mel + weights.commitment * out.commit_loss
+        if weights.stft > 0:
+            spectral = self.stft_loss(wav, out.wav)
+            total = total + weights.stft * spectral
+            logs["codec/stft"] = spectral.item()
         if self.discriminators is not None and step >= self.config.disc_start_step:
             d_loss = hinge_discriminator_loss(models["discriminators"](wav), models["discriminators"](out.wav.detach()))
             yield "discriminators", d_loss, {"disc/hinge": d_loss.item()}
@@ -187,4 +194,6 @@ def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = 
             load_module(task.codec, Path(config.init_from) / "model.safetensors", optional=TRAINING_ONLY)
             for layer in task.codec.quantizer.layers:
                 layer.reset_statistics()
+    if config.decoder_only:
+        task.codec.freeze_encoder()  # after init_from: folding weight norms makes new parameters
     return train(task, config.train, run_dir, run_config_dict(config), progress=progress, stop_after=stop_after)

@@ -10,6 +10,7 @@ import torch
 from audiolm.codec.discriminators import DiscriminatorConfig, DiscriminatorOutput, Discriminators
 from audiolm.codec.losses import (
     LossWeights,
+    MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
     feature_matching_loss,
     hinge_discriminator_loss,
@@ -148,6 +149,40 @@ def test_losses_reject_unpaired_outputs() -> None:
         feature_matching_loss(outputs(torch.zeros(1, 1, 2), features=[[torch.ones(1, 2)]]), outputs(torch.zeros(1, 1, 2)))
 
 
+# --- multi-resolution linear STFT -------------------------------------------------------------------
+
+
+def test_stft_loss_zero_for_identical_inputs_and_grows_with_noise() -> None:
+    loss = MultiResolutionSTFTLoss()
+    real = harmonic()
+    assert loss(real, real.clone()).item() == 0.0
+    values = [loss(real, add_noise(real, snr)).item() for snr in (40, 20, 0)]
+    assert values[0] > 0 and values[0] < values[1] < values[2], values
+    fake = add_noise(real, 10).requires_grad_()
+    loss(real, fake).backward()
+    assert torch.isfinite(fake.grad).all() and fake.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        loss(torch.zeros(2, 1, 4000), torch.zeros(2, 1, 3000))
+    with pytest.raises(ValueError):
+        MultiResolutionSTFTLoss(resolutions=())
+
+
+def test_stft_loss_sees_harmonics_the_mel_loss_blurs(mel_loss: MultiScaleMelLoss) -> None:
+    """Harmonics 12-29 of 150 Hz (1.8-4.4 kHz) moved by half their spacing keep each mel band's energy:
+    the mel loss sees a small part of what 20 dB of noise costs, the linear STFT loss most of it."""
+    t = torch.arange(SR) / SR
+
+    def tone(shift: float) -> torch.Tensor:
+        return 0.05 * sum(torch.sin(2 * math.pi * (k * 150 + shift) * t + k) for k in range(12, 30)).reshape(1, 1, -1)
+
+    real, shifted = tone(0.0), tone(75.0)
+    noisy = add_noise(real, 20)
+    stft_loss = MultiResolutionSTFTLoss()
+    mel_ratio = (mel_loss(real, shifted) / mel_loss(real, noisy)).item()
+    stft_ratio = (stft_loss(real, shifted) / stft_loss(real, noisy)).item()
+    assert stft_ratio > 2 * mel_ratio, (stft_ratio, mel_ratio)
+
+
 # --- batch mean: a batch's loss is the mean of its halves' (what data parallel assumes) -------------
 
 
@@ -160,7 +195,7 @@ def test_losses_are_batch_means(mel_loss: MultiScaleMelLoss) -> None:
     def all_losses(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             real_out, fake_out = discriminators(real), discriminators(fake)
-            return torch.stack([mel_loss(real, fake), hinge_discriminator_loss(real_out, fake_out),
+            return torch.stack([mel_loss(real, fake), MultiResolutionSTFTLoss()(real, fake), hinge_discriminator_loss(real_out, fake_out),
                                 hinge_generator_loss(fake_out), feature_matching_loss(real_out, fake_out)])
 
     whole = all_losses(real, fake)
@@ -173,7 +208,7 @@ def test_losses_are_batch_means(mel_loss: MultiScaleMelLoss) -> None:
 
 
 def test_loss_weights() -> None:
-    assert LossWeights().as_dict() == {"codec/mel": 1.0, "codec/adv": 1.0, "codec/feat": 3.0, "vq/commit": 1.0}
+    assert LossWeights().as_dict() == {"codec/mel": 1.0, "codec/stft": 0.0, "codec/adv": 1.0, "codec/feat": 3.0, "vq/commit": 1.0}
     assert LossWeights(adversarial=0.0).as_dict()["codec/adv"] == 0.0
     with pytest.raises(ValueError):
         LossWeights(mel=-1.0)

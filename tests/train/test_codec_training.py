@@ -97,3 +97,26 @@ def test_init_from_an_exported_codec(manifest, tmp_path):
     state = load_file(str(tmp_path / "second" / "checkpoints" / "step_00000001" / "codec.safetensors"))
     for name, tensor in exported.encoder.state_dict().items():
         torch.testing.assert_close(state[f"encoder.{name}"], tensor, atol=1e-6, rtol=0)
+
+
+def test_decoder_only_training_keeps_the_codes(manifest, tmp_path):
+    """decoder_only: the encoder and codebooks stay bit-identical (codes keep their meaning), the decoder learns."""
+    from audiolm.codec.model import Codec
+
+    common = [f"data.manifest={manifest}", "train.steps=2", "train.num_threads=1"]
+    train_codec("tiny", tmp_path / "first", common, progress=False)
+    first = Codec.load(tmp_path / "first" / "model")
+    train_codec("tiny", tmp_path / "second", [*common, f"init_from={tmp_path / 'first' / 'model'}", "decoder_only=true",
+                                               "losses.stft=1.0", "train.steps=4", "codec_optimizer.lr=1e-2",
+                                               "train.warmup_steps=1"], progress=False)
+    second = Codec.load(tmp_path / "second" / "model")
+    for part in ("encoder", "quantizer"):
+        a, b = getattr(first, part).state_dict(), getattr(second, part).state_dict()
+        for name in a:
+            assert torch.equal(a[name], b[name]), f"{part}.{name}"
+    assert second.codebook_fingerprint() == first.codebook_fingerprint()
+    wav = torch.randn(1, 1, 3200, generator=torch.Generator().manual_seed(0)) * 0.1
+    assert torch.equal(first.encode(wav), second.encode(wav))
+    assert any(not torch.equal(a, b) for a, b in zip(first.decoder.state_dict().values(), second.decoder.state_dict().values()))
+    logs = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
+    assert any("codec/stft" in r for r in logs)

@@ -28,6 +28,7 @@ from audiolm.eval.abx import extract_features
 from audiolm.eval.semantic import codec_representations, format_table, held_out, score
 from audiolm.files import write_json, write_text
 from audiolm.semantic.encoder import MFCCEncoder
+from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign
 from audiolm.semantic.tokenizer import SemanticTokenizer, load_encoder, tokenizer_from_frames
 
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=60, help="mini-batch k-means iterations")
     parser.add_argument("--save-best", help="write the best tokenizer (lowest ABX across) to this folder")
     parser.add_argument("--threads", type=int, default=1, help="threads for features and k-means (speed is timed on one)")
+    parser.add_argument("--interleave", type=int, default=1,
+                        help="run the encoder on this many shifted copies and interleave its frames (2: a 25 Hz encoder at 50 Hz)")
     parser.add_argument("--name", default="semantic")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -98,6 +101,8 @@ def main() -> None:
     root = Path(args.manifest).parent
     encoder = load_encoder(args.encoder)
     encoder = encoder.eval() if hasattr(encoder, "eval") else encoder
+    if args.interleave > 1:
+        encoder = Interleaved(encoder, args.interleave)
     layers = [int(x) for x in args.layers.split(",")] if args.layers else list(range(encoder.num_layers + 1))
     ks = [int(k) for k in args.ks.split(",")]
     clips = AudioClips(args.manifest, 16000, "train", args.train_hours, progress=True)

@@ -223,7 +223,7 @@ def cmd_semantic_fit_kmeans(args: argparse.Namespace) -> None:
     from audiolm.semantic.tokenizer import fit_from_manifest
 
     tokenizer = fit_from_manifest(args.encoder, args.layer, args.k, args.manifest, args.split or None, args.max_hours, args.max_frames,
-                                  seed=args.seed, progress=not args.quiet)
+                                  seed=args.seed, progress=not args.quiet, interleave=args.interleave)
     tokenizer.save(args.output, dtype=torch.float16 if args.fp16 else None)
     print(f"wrote {args.output}: layer {args.layer}, K={args.k}, {tokenizer.frame_rate:g} tokens/s")
 
@@ -527,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fp16", action="store_true", help="store the encoder weights as float16")
+    p.add_argument("--interleave", type=int, default=1,
+                   help="frames at this multiple of the encoder's rate (2: a 25 Hz encoder run on two shifted copies gives 50 Hz)")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_semantic_fit_kmeans)

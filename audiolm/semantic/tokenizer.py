@@ -26,6 +26,7 @@ from tqdm import tqdm
 from audiolm.errors import FileError
 from audiolm.files import atomic_path, write_json
 from audiolm.semantic.encoder import FeatureEncoder, MFCCEncoder, check_layer
+from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign, fit_kmeans
 from audiolm.semantic.ssl import SSLConfig, SSLEncoder
 from audiolm.train.checkpoint import load_tensors, read_json
@@ -34,6 +35,8 @@ from audiolm.train.config import from_dict
 
 def encoder_spec(encoder: FeatureEncoder) -> dict:
     """What `build_encoder` needs to rebuild `encoder` (weights of an "ssl" encoder travel separately)."""
+    if isinstance(encoder, Interleaved):
+        return {"kind": "interleaved", "factor": encoder.factor, "inner": encoder_spec(encoder.inner)}
     if isinstance(encoder, SSLEncoder):
         return {"kind": "ssl", "config": asdict(encoder.config)}
     if isinstance(encoder, MFCCEncoder):
@@ -46,6 +49,8 @@ def encoder_spec(encoder: FeatureEncoder) -> dict:
 
 def build_encoder(spec: dict, layer: int) -> nn.Module:
     kind = spec.get("kind")
+    if kind == "interleaved":
+        return Interleaved(build_encoder(spec["inner"], layer), int(spec["factor"]))
     if kind == "ssl":
         return SSLEncoder(from_dict(SSLConfig, spec["config"])).truncated(layer)
     if kind == "mfcc":
@@ -55,6 +60,12 @@ def build_encoder(spec: dict, layer: int) -> nn.Module:
 
         return HFEncoder.from_folder(spec["path"], max_layer=layer)
     raise ValueError(f"unknown encoder kind {kind!r}")
+
+
+def ssl_part(encoder: FeatureEncoder) -> SSLEncoder | None:
+    """The self-supervised encoder whose weights a tokenizer stores (itself, or inside `Interleaved`), else None."""
+    inner = encoder.inner if isinstance(encoder, Interleaved) else encoder
+    return inner if isinstance(inner, SSLEncoder) else None
 
 
 def load_encoder(name: str) -> nn.Module:
@@ -95,8 +106,9 @@ class SemanticTokenizer(nn.Module):
     def __init__(self, encoder: FeatureEncoder, layer: int, mean: torch.Tensor, std: torch.Tensor, centroids: torch.Tensor) -> None:
         super().__init__()
         check_layer(encoder, layer)
-        if isinstance(encoder, SSLEncoder) and encoder.num_layers > layer:
-            encoder = encoder.truncated(layer)  # the blocks after `layer` are never run
+        ssl = ssl_part(encoder)
+        if ssl is not None and ssl.num_layers > layer:  # the blocks after `layer` are never run
+            encoder = Interleaved(ssl.truncated(layer), encoder.factor) if isinstance(encoder, Interleaved) else ssl.truncated(layer)
         self.encoder = encoder.eval() if isinstance(encoder, nn.Module) else encoder
         self.layer = layer
         self.register_buffer("mean", mean.float())  # [D]
@@ -138,8 +150,9 @@ class SemanticTokenizer(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         tensors = {"mean": self.mean, "std": self.std, "centroids": self.centroids}
-        if isinstance(self.encoder, SSLEncoder):
-            for name, tensor in self.encoder.state_dict().items():
+        ssl = ssl_part(self.encoder)
+        if ssl is not None:
+            for name, tensor in ssl.state_dict().items():
                 tensors[f"encoder.{name}"] = tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
         with atomic_path(folder / "model.safetensors") as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
@@ -161,9 +174,10 @@ class SemanticTokenizer(nn.Module):
             raise FileError(folder / "config.json", f"bad encoder description ({error})") from None
         tensors = load_tensors(folder / "model.safetensors")
         try:
-            if isinstance(encoder, SSLEncoder):
+            ssl = ssl_part(encoder)
+            if ssl is not None:
                 weights = {k.removeprefix("encoder."): v.float() for k, v in tensors.items() if k.startswith("encoder.")}
-                encoder.load_state_dict(weights)
+                ssl.load_state_dict(weights)
             tokenizer = cls(encoder, config["layer"], tensors["mean"], tensors["std"], tensors["centroids"])
         except (KeyError, RuntimeError, ValueError) as error:
             raise FileError(folder / "model.safetensors", f"does not match its config ({' '.join(str(error).split())[:160]})") from None
@@ -214,11 +228,15 @@ def expand_repeats(units: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 def fit_from_manifest(encoder: str, layer: int, k: int, manifest: str | Path, split: str | None = "train", max_hours: float | None = None,
-                      max_frames: int = 200_000, iterations: int = 100, seed: int = 0, progress: bool = True) -> SemanticTokenizer:
-    """`audiolm semantic fit-kmeans`: a tokenizer on `layer` of `encoder` (see `load_encoder`), fitted on a manifest's audio."""
+                      max_frames: int = 200_000, iterations: int = 100, seed: int = 0, progress: bool = True,
+                      interleave: int = 1) -> SemanticTokenizer:
+    """`audiolm semantic fit-kmeans`: a tokenizer on `layer` of `encoder` (see `load_encoder`), fitted on a manifest's audio;
+    `interleave` > 1 multiplies the encoder's frame rate (`Interleaved`)."""
     from audiolm.data.datasets import AudioClips
 
     model = load_encoder(encoder)
+    if interleave > 1:
+        model = Interleaved(model, interleave)
     check_layer(model, layer)
     audio = AudioClips(manifest, model.sample_rate, split, max_hours, progress)
     order = torch.randperm(len(audio), generator=torch.Generator().manual_seed(seed)).tolist()  # frames from many speakers

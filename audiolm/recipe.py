@@ -33,8 +33,9 @@ class RecipeConfig:
     semantic_preset: str = "small"
     semantic_minutes: float = 60.0
     target_clusters: int = 100  # k-means of MFCCs: the first HuBERT iteration's targets
-    tokenizer_layer: int = 0  # benchmarks/results/semantic.md: layer 0, K=50 gave the lowest ABX across speakers
-    tokenizer_clusters: int = 50
+    tokenizer_layer: int = 0  # benchmarks/results/semantic-50hz.md: layer 0, K=100, interleaved to 50 Hz gave the lowest ABX across
+    tokenizer_clusters: int = 100
+    tokenizer_interleave: int = 2  # tokens at this multiple of the encoder's 25 Hz (audiolm/semantic/interleave.py)
     lm_preset: str = "small"
     lm_minutes: float = 30.0  # per stage
     acoustic_only: bool = True  # also train the acoustic-only coarse LM (the baseline)
@@ -94,8 +95,9 @@ def run_recipe(config: RecipeConfig, workdir: str | Path, output: str | Path, pr
                                                                           f"targets={targets.resolve()}",
                                                                           f"train.stop_after_minutes={config.semantic_minutes}"],
                                              progress=progress), "semantic encoder", log)
-        log(f"tokenizer: layer {config.tokenizer_layer}, K={config.tokenizer_clusters}")
-        fit_from_manifest(str(run), config.tokenizer_layer, config.tokenizer_clusters, manifest, progress=progress).save(tokenizer)
+        log(f"tokenizer: layer {config.tokenizer_layer}, K={config.tokenizer_clusters}, interleave {config.tokenizer_interleave}")
+        fit_from_manifest(str(run), config.tokenizer_layer, config.tokenizer_clusters, manifest, progress=progress,
+                          interleave=config.tokenizer_interleave).save(tokenizer)
 
     shards = workdir / "shards"
     if not (shards / "index.json").is_file():

@@ -70,8 +70,8 @@ def ssl_part(encoder: FeatureEncoder) -> SSLEncoder | None:
 
 def load_encoder(name: str) -> nn.Module:
     """An encoder from a name or folder: "mfcc" (50 Hz), "mfcc-25hz" (two frames stacked), a folder saved by
-    `SSLEncoder.save`, a training run (its final `model/`, else its latest checkpoint), or a Hugging Face
-    checkpoint folder."""
+    `SSLEncoder.save`, a training run (its final `model/`, else its latest checkpoint), a tokenizer folder (its
+    encoder, up to the tokenizer's layer: e.g. to fit other K on the bundled one), or a Hugging Face checkpoint folder."""
     if name in ("mfcc", "mfcc-25hz"):
         return MFCCEncoder(stack=2 if name == "mfcc-25hz" else 1)
     folder = Path(name)
@@ -82,6 +82,8 @@ def load_encoder(name: str) -> nn.Module:
     config = read_json(folder / "config.json")
     if config.get("kind") == "ssl-encoder":
         return SSLEncoder.load(folder)
+    if config.get("kind") == "semantic-tokenizer":
+        return SemanticTokenizer.load(folder).encoder
     if "model_type" in config:
         from audiolm.semantic.pretrained import HFEncoder
 

@@ -52,3 +52,19 @@ def test_an_interleaved_tokenizer_round_trips_through_its_folder(encoder, tmp_pa
     assert loaded.fingerprint() == tokenizer.fingerprint()
     plain = fit_tokenizer(encoder, 1, _clips(), k=8, iterations=20)
     assert plain.fingerprint() != tokenizer.fingerprint()
+
+
+def test_a_tokenizer_folder_lends_its_encoder_to_new_tokenizers(encoder, tmp_path):
+    """fit-kmeans --encoder TOKENIZER: the bundled tokenizer's encoder (cut at its layer) refitted at 50 Hz."""
+    from audiolm.semantic.tokenizer import load_encoder
+
+    folder = fit_tokenizer(encoder, 1, _clips(), k=8, iterations=20).save(tmp_path / "tok")
+    reused = load_encoder(str(folder))
+    assert isinstance(reused, SSLEncoder) and reused.num_layers == 1
+    wav = torch.cat(_clips(2))
+    with torch.inference_mode():
+        torch.testing.assert_close(reused.layer_features(wav, 1), encoder.layer_features(wav, 1))
+    refit = fit_tokenizer(Interleaved(reused, 2), 1, _clips(), k=6, iterations=10)
+    assert refit.frame_rate == 50 and refit(wav).shape == (2, 50)
+    with pytest.raises(ValueError, match="out of range"):
+        reused.layer_features(wav, 2)

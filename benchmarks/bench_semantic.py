@@ -183,7 +183,7 @@ def main() -> None:
 
 `{' '.join(['benchmarks/bench_semantic.py', '--encoder', args.encoder, *(['--codec', args.codec] if args.codec else []),
             '--manifest', args.manifest, *(['--interleave', str(args.interleave)] if args.interleave > 1 else []),
-            *(['--layers', args.layers] if args.layers else []), *(['--ks', args.ks] if args.ks != '50,100,200,500,1024' else [])])}`
+            *(['--layers', args.layers] if args.layers else []), *(['--ks', args.ks] if args.ks != parser.get_default('ks') else [])])}`
 
 {len(entries)} utterances of {speakers} held-out speakers (splits {args.splits}); k-means fitted on
 {min(args.max_frames, len(fitted[layers[0]]))} frames of training speakers' audio. ABX error in percent (lower: phones

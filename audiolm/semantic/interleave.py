@@ -35,10 +35,13 @@ class Interleaved(nn.Module):
     def _interleave(self, runs: list[torch.Tensor]) -> torch.Tensor:
         """Runs `[B, T_i, D]` (T_0 >= T_1 >= ... >= T_0 - 1) -> `[B, sum T_i, D]` in time order."""
         longest = runs[0].shape[1]
-        padded = [torch.nn.functional.pad(r, (0, 0, 0, longest - r.shape[1]), mode="replicate") if r.shape[1] < longest else r
-                  for r in runs]
+        padded = [torch.nn.functional.pad(r, (0, 0, 0, longest - r.shape[1])) for r in runs]  # padding lands past the end
         stacked = torch.stack(padded, dim=2).flatten(1, 2)  # [B, T_0 * factor, D]
         return stacked[:, : sum(r.shape[1] for r in runs)]
+
+    def truncated(self, layer: int) -> Interleaved:
+        """The same with the inner encoder cut after `layer` (what a tokenizer on `layer` needs)."""
+        return Interleaved(self.inner.truncated(layer), self.factor)
 
     def _shifted(self, wav: torch.Tensor) -> list[torch.Tensor]:
         return [wav[..., i * self.shift:] for i in range(self.factor)]

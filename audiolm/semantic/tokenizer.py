@@ -110,7 +110,7 @@ class SemanticTokenizer(nn.Module):
         check_layer(encoder, layer)
         ssl = ssl_part(encoder)
         if ssl is not None and ssl.num_layers > layer:  # the blocks after `layer` are never run
-            encoder = Interleaved(ssl.truncated(layer), encoder.factor) if isinstance(encoder, Interleaved) else ssl.truncated(layer)
+            encoder = encoder.truncated(layer)
         self.encoder = encoder.eval() if isinstance(encoder, nn.Module) else encoder
         self.layer = layer
         self.register_buffer("mean", mean.float())  # [D]

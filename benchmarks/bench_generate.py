@@ -8,8 +8,10 @@ one CPU thread; for the bundled-size models and for a reference configuration ot
     .venv/bin/python benchmarks/bench_generate.py [--bundle models/speech]
 
 Without --bundle, the bundled-size configuration uses random weights of the `small` presets (timing does not
-depend on the weights: there is no end-of-sequence token, every step is taken). Each configuration runs in
-its own process, so its peak memory (max RSS) is its own. Writes benchmarks/results/generate.md and .json.
+depend on the weights: there is no end-of-sequence token, every step is taken). On the CPU each generated token's
+step is one compiled call (audiolm/lm/fused_step.py); the reference runs once more at 1, 3 and 6 s with PyTorch's
+step (--no-torch-step skips it). Each configuration runs in its own process, so its peak memory (max RSS) is its
+own. Writes benchmarks/results/generate.md and .json.
 """
 
 from __future__ import annotations
@@ -106,8 +108,11 @@ def training_tokens_per_second(audiolm, steps: int = 3, batch: int = 8) -> dict[
     return rates
 
 
-def run_configuration(name: str, bundle: str | None, lengths: list[float], prompt_seconds: float, repeats: int = 3) -> dict:
+def run_configuration(name: str, bundle: str | None, lengths: list[float], prompt_seconds: float, repeats: int = 3,
+                      torch_step: bool = False) -> dict:
     torch.set_num_threads(1)
+    if torch_step:  # this process only: each token's step through PyTorch instead of the fused CPU step
+        os.environ["AUDIOLM_FUSED_STEP"] = "0"
     audiolm, model_config = reference_pipeline() if name == "reference" else bundled_size_pipeline(bundle)
     t = torch.arange(int(prompt_seconds * 16000)) / 16000
     prompt = (0.3 * torch.sin(2 * torch.pi * 180 * t) * (1 + torch.sin(2 * torch.pi * 3 * t)) / 2)[None, None]
@@ -125,11 +130,11 @@ def run_configuration(name: str, bundle: str | None, lengths: list[float], promp
                      "per_second": wall / generated, **{f"stage_{k}": v for k, v in out.seconds_per_stage.items()}})
         print(f"[{name}] {seconds:g} s: {wall:.2f} s wall ({wall / generated:.2f} s per generated second)", flush=True)
     generation_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    training = training_tokens_per_second(audiolm)
+    training = {} if torch_step else training_tokens_per_second(audiolm)
     spec = audiolm.coarse.spec
     num_fine = audiolm.fine.spec.num_fine if audiolm.fine is not None else 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"name": name, "rows": rows, "training_tokens_per_second": training, "peak_rss_mb": peak,
+    return {"name": name, "torch_step": torch_step, "rows": rows, "training_tokens_per_second": training, "peak_rss_mb": peak,
             "generation_peak_rss_mb": generation_peak,
             "prompt_seconds": prompt_seconds, "model": asdict(model_config), "semantic_rate": spec.semantic_rate,
             "semantic_vocab": spec.semantic_vocab, "levels": f"{spec.num_coarse} coarse + {num_fine} fine",
@@ -155,6 +160,7 @@ def main() -> None:
                         help="a model bundle folder (default: the bundled speech models; without LMs: random small-preset weights)")
     parser.add_argument("--lengths", default="1,2,3,5,6,10,20")
     parser.add_argument("--name", default="generate")
+    parser.add_argument("--no-torch-step", action="store_true", help="skip the reference run with the PyTorch decode step")
     args = parser.parse_args()
     lengths = [float(x) for x in args.lengths.split(",")]
     context = multiprocessing.get_context("spawn")
@@ -162,8 +168,21 @@ def main() -> None:
     for name, prompt in (("reference", 2.0), ("bundled-size", 3.0)):
         with context.Pool(1) as pool:
             results.append(pool.apply(run_configuration, (name, args.bundle, lengths, prompt)))
+    if not args.no_torch_step:
+        with context.Pool(1) as pool:
+            torch_lengths = [x for x in lengths if x in LUCIDRAINS] or lengths[:1]
+            results.append(pool.apply(run_configuration, ("reference", args.bundle, torch_lengths, 2.0), {"torch_step": True}))
     sections = []
     for result in results:
+        if result["torch_step"]:
+            sections.append(f"""## reference, PyTorch step
+
+The same models and prompt with every generated token's step through PyTorch (`AUDIOLM_FUSED_STEP=0`: what runs on
+a GPU or without numba) instead of the fused CPU step (audiolm/lm/fused_step.py):
+
+{_table(result)}
+""")
+            continue
         training = ", ".join(f"{k} {v:,.0f}" for k, v in result["training_tokens_per_second"].items())
         params = ", ".join(f"{k} {v / 1e6:.1f} M" for k, v in result["parameters"].items())
         m = result["model"]
@@ -182,7 +201,8 @@ lengths); {result['peak_rss_mb']:.0f} MB after the training steps.
     report = f"""# Generation speed
 
 `benchmarks/bench_generate.py{bundle}` on {platform.processor() or platform.machine()},
-**one CPU thread**, KV-cached sampling. "s per generated s" is the real-time factor; it must not grow with length
+**one CPU thread**, KV-cached sampling, each token's step fused into one compiled call (audiolm/lm/fused_step.py;
+the last table is the same with PyTorch's step). "s per generated s" is the real-time factor; it must not grow with length
 (the semantic and coarse stages slide by half a window, the fine stage decodes its 3 s windows as one batch).
 Each length up to 6 s is the median of 3 runs (with its stage times), longer ones a single run.
 lucidrains' audiolm-pytorch 2.4.0 at the reference configuration on this kind of machine: 16.7 s for 1 s,

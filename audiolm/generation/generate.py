@@ -13,12 +13,15 @@ windows, all of equal length decoded as one batch.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch.nn import functional as F
 
-from audiolm.generation.sampling import Sampling, sample
+from audiolm.generation.sampling import Sampler, Sampling
+from audiolm.lm.fused_step import fused_step
 from audiolm.lm.stages import StageSpec
-from audiolm.lm.transformer import Transformer
+from audiolm.lm.transformer import KVCache, Transformer
 
 
 @torch.inference_mode()
@@ -31,15 +34,23 @@ def generate_tokens(model: Transformer, spec: StageSpec, prefix: torch.Tensor, s
     if steps == 0:
         return out
     cache = model.new_cache(B, prefix.shape[1] + steps)
-    hidden = model.features(prefix, cache)[:, -1]  # [B, D]
+    hidden = model.features(prefix, cache)[:, -1]  # [B, D]: the prefill, one matrix product per weight
+    step = fused_step(model, cache) or partial(_step, model, cache)  # one token at a time: fused on CPU
+    sampler = Sampler(sampling, generator)
+    lo, hi = spec.target_range(start_index)
+    logits = F.linear(hidden, model.head.weight[lo:hi])  # only the next token's level: [B, hi - lo]
     for i in range(steps):
-        lo, hi = spec.target_range(start_index + i)
-        logits = F.linear(hidden, model.head.weight[lo:hi])  # only the next token's level: [B, hi - lo]
-        token = sample(logits, sampling, generator) + lo
+        token = sampler(logits) + lo
         out[:, i] = token
         if i + 1 < steps:
-            hidden = model.features(token[:, None], cache)[:, -1]
+            lo, hi = spec.target_range(start_index + i + 1)
+            logits = step(token, lo, hi)
     return out
+
+
+def _step(model: Transformer, cache: KVCache, token_ids: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """`token_ids [B]` at position cache.length -> the logits of head rows lo..hi `[B, hi - lo]` (PyTorch)."""
+    return F.linear(model.features(token_ids[:, None], cache)[:, -1], model.head.weight[lo:hi])
 
 
 def _window_start(done: int, total: int, window: int, step: int) -> int:

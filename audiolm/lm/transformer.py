@@ -10,7 +10,8 @@ Pre-norm blocks (LayerNorm), rotary positions (so attention depends on relative 
 generated at any offset sees what training saw), `scaled_dot_product_attention` (flash / memory-efficient
 kernels on GPU), GELU (tanh) MLP. Generation takes one small step per token, so the decode path keeps the
 number of tensor operations low (functional calls, one rotary call for q and k): on one CPU thread a step
-costs about 3 ms at dim 256, depth 4 (benchmarks/bench_generate.py).
+costs about 3 ms at dim 256, depth 4; generation on the CPU takes its steps through the same arithmetic compiled
+into one call (fused_step.py), about 1.4 ms (benchmarks/bench_generate.py).
 Shapes: B batch, S sequence, D dim, H heads, V vocabulary.
 """
 
@@ -43,12 +44,13 @@ class TransformerConfig:
 
 
 class KVCache:
-    """Keys and values of every layer for positions 0..length-1: `[B, H, max_len, D / H]` each, preallocated."""
+    """Keys and values of every layer for positions 0..length-1: `keys`, `values` `[num_layers, B, H, max_len, D / H]`,
+    preallocated (`keys[layer]` is one layer's)."""
 
     def __init__(self, config: TransformerConfig, batch: int, max_len: int, device: torch.device, dtype: torch.dtype) -> None:
-        shape = (batch, config.num_heads, max_len, config.dim // config.num_heads)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.num_layers)]
+        shape = (config.num_layers, batch, config.num_heads, max_len, config.dim // config.num_heads)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.length = 0
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from audiolm.generation.generate import generate_tokens
-from audiolm.generation.sampling import Sampling, sample
+from audiolm.generation.sampling import Sampler, Sampling, sample
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import Transformer, TransformerConfig
 
@@ -39,12 +39,12 @@ def test_cached_sampling_equals_uncached_sampling():
     prefix = torch.tensor([[39, 3, 5, 7]])
     sampling = Sampling(temperature=0.9, top_k=10)
     cached = generate_tokens(model, spec, prefix, 20, sampling, torch.Generator().manual_seed(5))
-    generator = torch.Generator().manual_seed(5)
+    sampler = Sampler(sampling, torch.Generator().manual_seed(5))  # as generate_tokens draws its noise
     sequence = prefix
     with torch.inference_mode():
         for _ in range(20):
             logits = model(sequence)[:, -1, :39]  # uncached: the whole sequence each step
-            sequence = torch.cat([sequence, sample(logits, sampling, generator)[:, None]], dim=1)
+            sequence = torch.cat([sequence, sampler(logits)[:, None]], dim=1)
     assert torch.equal(cached, sequence[:, 4:])
 
 
@@ -62,6 +62,14 @@ def test_sampling_is_seeded_greedy_at_zero_and_respects_top_k_and_top_p():
     assert all(int(sample(peaked, Sampling(top_p=0.5), torch.Generator().manual_seed(s))) == 0 for s in range(20))
     with pytest.raises(ValueError):
         Sampling(top_p=0)
+
+
+def test_sampler_draws_from_the_tempered_softmax():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, 0.5]])
+    sampler = Sampler(Sampling(temperature=0.7), torch.Generator().manual_seed(0))
+    ids = torch.cat([sampler(logits) for _ in range(20000)])  # noise drawn 64 steps at a time
+    frequencies = torch.bincount(ids, minlength=5).float() / ids.numel()
+    torch.testing.assert_close(frequencies, (logits[0] / 0.7).softmax(-1), atol=0.012, rtol=0)
 
 
 def test_a_tiny_lm_learns_a_toy_pattern():

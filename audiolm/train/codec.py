@@ -3,6 +3,9 @@ hinge adversarial + feature-matching losses against STFT and waveform discrimina
 
 Quantizer dropout: each example of a batch draws its number of levels (1..K, uniformly, with
 probability `quantizer_dropout`), from the step's generator, so one model serves every bitrate.
+With `augment_p` > 0 a training crop is, with that probability, pitch-shifted, made reverberant or noisy, or
+louder or softer (audiolm.audio.augment) before the codec hears it, and the codec reconstructs the augmented
+crop: more voices and rooms than the corpus holds, against overfitting its speakers.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from audiolm.audio.augment import Augment, AugmentConfig
 from audiolm.codec.discriminators import DiscriminatorConfig, Discriminators
 from audiolm.codec.losses import (
     LossWeights,
@@ -53,6 +57,12 @@ class CodecRunConfig:
     init_from: str = ""  # a codec folder (model.safetensors + config.json) to start from, e.g. to continue the bundled one
     disc_start_step: int = 0  # adversarial training starts here (reconstruction-only warm-up before)
     decoder_only: bool = False  # freeze the encoder and codebooks (codes keep their meaning); with init_from, improves a decoder
+    augment_p: float = 0.0  # probability that a training crop is augmented (the codec reconstructs the augmented crop)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(pitch_p=0.7, pitch_semitones=4.0, shift_p=0.0))
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.augment_p <= 1.0:
+            raise ValueError(f"augment_p must be in [0, 1], got {self.augment_p}")
 
 
 class CodecTask:
@@ -74,6 +84,7 @@ class CodecTask:
         self.stft_loss = MultiResolutionSTFTLoss()
         hop = config.model.hop_length
         self.crop = max(hop, round(config.data.crop_seconds * config.model.sample_rate / hop) * hop)
+        self.augment = Augment(config.augment, config.model.sample_rate) if config.augment_p > 0 else None
 
     def modules(self) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {"codec": self.codec}
@@ -95,6 +106,9 @@ class CodecTask:
         drop = torch.rand(size, generator=generator) < self.config.quantizer_dropout
         random_levels = torch.randint(1, levels + 1, (size,), generator=generator)
         num_quantizers = torch.where(drop, random_levels, torch.full((size,), levels))
+        if self.augment is not None:  # after the other draws: a run without augmentation sees the same batches as before
+            picked = torch.rand(size, generator=generator) < self.config.augment_p
+            wav = torch.stack([self.augment(w, generator) if p else w for w, p in zip(wav, picked.tolist())])
         return {"wav": wav[start:stop], "num_quantizers": num_quantizers[start:stop]}
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:

@@ -120,3 +120,22 @@ def test_decoder_only_training_keeps_the_codes(manifest, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(first.decoder.state_dict().values(), second.decoder.state_dict().values()))
     logs = [json.loads(line) for line in (tmp_path / "second" / "log.jsonl").read_text().splitlines()]
     assert any("codec/stft" in r for r in logs)
+
+
+def test_augmentation_changes_crops_reproducibly_and_keeps_the_other_draws(manifest):
+    from audiolm.errors import AudiolmError
+    from audiolm.train.codec import CodecRunConfig, CodecTask, resolve_preset
+    from audiolm.train.config import load_config
+
+    def task(augment_p: float) -> CodecTask:
+        return CodecTask(load_config(CodecRunConfig, resolve_preset("tiny"), [f"data.manifest={manifest}", f"augment_p={augment_p}"]))
+
+    plain, augmented = task(0.0), task(1.0)
+    a, b = augmented.batch(3, 0, 4), augmented.batch(3, 0, 4)
+    assert torch.equal(a["wav"], b["wav"])  # the step's generator decides: resuming sees the same batch
+    clean = plain.batch(3, 0, 4)
+    assert a["wav"].shape == clean["wav"].shape and not torch.equal(a["wav"], clean["wav"])
+    assert torch.equal(a["num_quantizers"], clean["num_quantizers"])
+    assert a["wav"].abs().max() <= 1.0
+    with pytest.raises(AudiolmError, match="augment_p must be in"):
+        load_config(CodecRunConfig, resolve_preset("tiny"), ["augment_p=1.5"])

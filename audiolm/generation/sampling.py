@@ -30,7 +30,7 @@ def sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator 
 
 class Sampler:
     """`sample` for a run of steps: the random numbers are drawn `block` steps at a time, so a step costs three small
-    tensor operations instead of eight, and uniform noise is 6x cheaper to draw than exponential (on one CPU thread
+    tensor operations instead of eight (without top-k / top-p), and uniform noise is 6x cheaper to draw than exponential (on one CPU thread
     those, not the arithmetic, are the cost).
 
         sampler = Sampler(Sampling(temperature=0.8), generator)

@@ -13,7 +13,7 @@ first use for a given depth (about 8 s) and caches it on disk (`cache=True`).
 Build the step after the prefill and then step only through it: it keeps a copy of the keys laid out by channel
 (so attention scores for all positions come from one vectorised loop), and writes every new key and value into
 both that copy and the cache.
-Shapes: B batch, D dim, H heads, Dh = D / H, F the MLP's hidden size, N layers, M the cache's length.
+Shapes: B batch, D dim, H heads, Dh = D / H, F the MLP's hidden size, N layers, M the cache's max_len.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from audiolm.lm.transformer import KVCache, Transformer
 
 try:
     import numba
-except ImportError:  # numba is a dependency; without it (an unsupported Python, say) generation uses PyTorch
+except ImportError:  # numba is a dependency; should it not import, generation takes PyTorch's step
     numba = None
 
 LAYER_NORM_EPS = 1e-5  # F.layer_norm's default, as the Transformer uses it
@@ -47,8 +47,8 @@ def fused_step(model: Transformer, cache: KVCache) -> Callable[[torch.Tensor, in
             or weight.dtype != torch.float32 or torch.is_grad_enabled() or model.training):
         return None
     blocks = model.blocks
-    array = lambda tensor: np.ascontiguousarray(tensor.detach().numpy())  # noqa: E731  no copy when contiguous
-    layers = lambda get: tuple(array(get(block)) for block in blocks)  # noqa: E731  one array per layer
+    array = lambda tensor: np.ascontiguousarray(tensor.detach().numpy())  # no copy when contiguous
+    layers = lambda get: tuple(array(get(block)) for block in blocks)  # one array per layer
     weights = (array(model.embedding.weight),
                layers(lambda b: b.attention_norm.weight),  # [D] each
                layers(lambda b: b.qkv),  # [D, 3D] (in, out)
@@ -63,21 +63,34 @@ def fused_step(model: Transformer, cache: KVCache) -> Callable[[torch.Tensor, in
     cos, sin = rotation.real.contiguous().numpy(), rotation.imag.contiguous().numpy()  # [S_max, Dh / 2]
     num_heads = model.config.num_heads
 
+    batch, vocab = keys.shape[1], weights[0].shape[0]
+    longest = min(cache.max_len, cos.shape[0])
+    expected = [cache.length]  # the by-channel copy holds the keys of exactly these positions
+
     def step(token_ids: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
         position = cache.length
-        if position >= cache.max_len:
-            raise ValueError(f"sequence of {position + 1} tokens is longer than the cache")
-        logits = np.empty((token_ids.shape[0], hi - lo), dtype=np.float32)
-        _decode(token_ids.numpy(), position, *weights, lo, hi, cos[position], sin[position], keys, keys_by_channel, values, num_heads,
-                logits)
-        cache.length = position + 1
+        if position != expected[0]:
+            raise ValueError("the cache changed outside this fused step: build a new one after a prefill")
+        if position >= longest:
+            raise ValueError(f"sequence of {position + 1} tokens is longer than the cache or max_seq_len")
+        if token_ids.shape != (batch,) or not 0 <= lo < hi <= vocab:
+            raise ValueError(f"need token_ids [{batch}] and 0 <= lo < hi <= {vocab}, got {tuple(token_ids.shape)}, {lo}, {hi}")
+        ids = token_ids.numpy()
+        if ids.min() < 0 or ids.max() >= vocab:
+            raise ValueError(f"token ids must be in [0, {vocab})")
+        logits = np.empty((batch, hi - lo), dtype=np.float32)
+        _decode(ids, position, *weights, lo, hi, cos[position], sin[position], keys, keys_by_channel, values, num_heads, logits)
+        cache.length = expected[0] = position + 1
         return torch.from_numpy(logits)
 
     return step
 
 
+FAST_MATH = {"contract", "reassoc", "arcp", "nsz", "afn"}  # vectorised reductions; not "nnan" / "ninf": -inf and NaN stay IEEE
+
+
 def _compiled(function):
-    return numba.njit(cache=True, fastmath=True, nogil=True)(function) if numba is not None else function
+    return numba.njit(cache=True, fastmath=FAST_MATH, nogil=True)(function) if numba is not None else function
 
 
 @_compiled
@@ -131,8 +144,8 @@ def _attend(q, k_by_channel, v, length, scale, scores, out):
         qd = q[d] * scale
         for t in range(length):
             scores[t] += qd * k_by_channel[d, t]
-    top = np.float32(-np.inf)
-    for t in range(length):
+    top = scores[0]
+    for t in range(1, length):
         top = max(top, scores[t])
     total = np.float32(0.0)
     for t in range(length):

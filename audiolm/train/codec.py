@@ -3,8 +3,8 @@ hinge adversarial + feature-matching losses against STFT and waveform discrimina
 
 Quantizer dropout: each example of a batch draws its number of levels (1..K, uniformly, with
 probability `quantizer_dropout`), from the step's generator, so one model serves every bitrate.
-With `augment_p` > 0 a training crop is, with that probability, pitch-shifted, made reverberant or noisy, or
-louder or softer (audiolm.audio.augment) before the codec hears it, and the codec reconstructs the augmented
+With `augment_p` > 0 that share of the training crops goes through audiolm.audio.augment (pitch shift, reverb,
+noise, gain, each drawn on its own with its `augment.*_p`) before the codec hears it, and the codec reconstructs the augmented
 crop: more voices and rooms than the corpus holds, against overfitting its speakers.
 """
 

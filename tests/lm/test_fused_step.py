@@ -40,12 +40,27 @@ def test_fused_step_equals_the_pytorch_step_in_logits_and_cache():
 
 
 @torch.inference_mode()
-def test_fused_step_refuses_to_run_past_the_cache():
+def test_fused_step_fills_the_cache_to_its_last_slot_then_refuses_bad_calls():
     model = _model()
-    cache = model.new_cache(1, 3)
-    model.features(torch.tensor([[1, 2, 3]]), cache)
+    reference, cache = model.new_cache(2, 6), model.new_cache(2, 6)
+    prefix = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    model.features(prefix, reference)
+    model.features(prefix, cache)
+    step = fused.fused_step(model, cache)
+    for token in (7, 8, 9):  # positions 3, 4 and 5: the last slot
+        expected = F.linear(model.features(torch.tensor([[token], [token]]), reference)[:, -1], model.head.weight)
+        torch.testing.assert_close(step(torch.tensor([token, token]), 0, 60), expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="longer than the cache"):
-        fused.fused_step(model, cache)(torch.tensor([4]), 0, 60)
+        step(torch.tensor([4, 4]), 0, 60)
+    fresh = model.new_cache(2, 6)
+    model.features(prefix, fresh)
+    step = fused.fused_step(model, fresh)
+    for bad in [(torch.tensor([1]), 0, 60), (torch.tensor([1, 1]), 0, 61), (torch.tensor([1, 1]), 5, 5), (torch.tensor([1, 60]), 0, 60)]:
+        with pytest.raises(ValueError):
+            step(*bad)
+    model.features(torch.tensor([[1], [1]]), fresh)  # the cache moved on without the step
+    with pytest.raises(ValueError, match="changed outside"):
+        step(torch.tensor([1, 1]), 0, 60)
 
 
 def test_generation_samples_the_same_tokens_either_way(monkeypatch):

@@ -49,13 +49,15 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--max-seconds", type=float, default=6.0)
     parser.add_argument("--name", default="codec")
     args = parser.parse_args()
 
     codec = Codec.load(args.model).for_inference()
-    clips = AudioClips(args.manifest, codec.sample_rate, args.split).fixed(args.clips, int(args.max_seconds * codec.sample_rate))
+    audio = AudioClips(args.manifest, codec.sample_rate, args.split)
+    clips = audio.fixed(args.clips, int(args.max_seconds * codec.sample_rate))  # each speaker in turn
+    num_speakers = min(len(set(audio.speakers)), len(clips))
     systems: dict[str, list[dict]] = {}
     counts = sorted({codec.config.codebooks_for_bitrate(k) for k in (1.5, 3, 6)})
     levels = {f"ours {codec.config.bitrate(n) / 1000:g} kbps": n for n in counts}
@@ -80,7 +82,8 @@ def main() -> None:
     lines = [
         f"# Codec benchmark ({args.name})", "",
         f"Model `{args.model}` ({sum(p.numel() for p in codec.parameters()) / 1e6:.2f} M parameters, decoder {codec.config.decoder}); "
-        f"{len(clips)} clips ({seconds:.0f} s) of held-out speakers (split `{args.split}` of `{args.manifest}`); "
+        f"{len(clips)} clips ({seconds:.0f} s) of {num_speakers} held-out speakers, taken in turn (split `{args.split}` of "
+        f"`{args.manifest}`); "
         f"{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch.__version__}.", "",
         "| system | " + " | ".join(METRICS) + " |", "|---|" + "---:|" * len(METRICS),
     ]

@@ -27,6 +27,7 @@ class AudioClips:
         entries = [e for e in read_manifest(manifest) if split is None or e.split == split]
         self.sample_rate = sample_rate
         self.clips: list[np.ndarray] = []
+        self.speakers: list[str] = []  # each clip's speaker ("" where the manifest names none)
         self.skipped: list[str] = []
         total = 0.0
         for entry in tqdm(entries, desc=f"load {manifest.name}", unit="file", disable=not progress):
@@ -39,6 +40,7 @@ class AudioClips:
                 self.skipped.append(str(error))
                 continue
             self.clips.append((wav[0].numpy().clip(-1, 1) * 32767).astype(np.int16))
+            self.speakers.append(entry.speaker or "")
             total += wav.shape[-1] / sample_rate
         if not self.clips:
             where = f" (split {split})" if split else ""
@@ -63,8 +65,14 @@ class AudioClips:
         return out
 
     def fixed(self, count: int, max_samples: int) -> list[torch.Tensor]:
-        """The first `count` clips, each cut to at most `max_samples`, as `[1, 1, L]` (for validation)."""
-        return [torch.from_numpy(c[:max_samples].astype(np.float32) / 32767)[None, None] for c in self.clips[:count]]
+        """`count` clips taken from each speaker in turn (a manifest lists a speaker's clips together, so the first
+        `count` would often be one voice), each cut to at most `max_samples`, as `[1, 1, L]` (validation, benchmarks)."""
+        by_speaker: dict[str, list[int]] = {}
+        for index, speaker in enumerate(self.speakers):
+            by_speaker.setdefault(speaker, []).append(index)
+        queues = list(by_speaker.values())
+        order = [queue[i] for i in range(max(map(len, queues))) for queue in queues if i < len(queue)]
+        return [torch.from_numpy(self.clips[i][:max_samples].astype(np.float32) / 32767)[None, None] for i in order[:count]]
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:

@@ -29,9 +29,9 @@ def sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator 
 
 
 class Sampler:
-    """`sample` for a run of steps: the random numbers are drawn `block` steps at a time, so a step costs three small
-    tensor operations instead of eight (without top-k / top-p), and uniform noise is 6x cheaper to draw than exponential (on one CPU thread
-    those, not the arithmetic, are the cost).
+    """`sample` for a run of steps, cheaper per step: the noise is drawn `block` steps at a time, and uniform noise
+    (6x cheaper to draw than exponential), so a step is three small tensor operations without top-k / top-p (on one
+    CPU thread those, not the arithmetic, are the cost).
 
         sampler = Sampler(Sampling(temperature=0.8), generator)
         ids = sampler(logits)                                   # logits [B, V] -> ids [B], V the same each call

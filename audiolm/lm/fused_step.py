@@ -59,17 +59,17 @@ def fused_step(model: Transformer, cache: KVCache) -> Callable[[torch.Tensor, in
                array(model.norm.weight), array(model.head.weight))
     keys, values = cache.keys.numpy(), cache.values.numpy()  # [N, B, H, M, Dh], shared with the cache
     keys_by_channel = np.ascontiguousarray(keys.transpose(0, 1, 2, 4, 3))  # [N, B, H, Dh, M]: q . k for all positions at once
-    rotation = model.rotation
-    cos, sin = rotation.real.contiguous().numpy(), rotation.imag.contiguous().numpy()  # [S_max, Dh / 2]
+    longest = min(cache.max_len, model.config.max_seq_len)
+    rotation = model.rotation[:longest]
+    cos, sin = rotation.real.contiguous().numpy(), rotation.imag.contiguous().numpy()  # [longest, Dh / 2]
     num_heads = model.config.num_heads
-
     batch, vocab = keys.shape[1], weights[0].shape[0]
-    longest = min(cache.max_len, cos.shape[0])
-    expected = [cache.length]  # the by-channel copy holds the keys of exactly these positions
+    expected = cache.length  # the by-channel copy holds the keys of exactly these positions
 
     def step(token_ids: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        nonlocal expected
         position = cache.length
-        if position != expected[0]:
+        if position != expected:
             raise ValueError("the cache changed outside this fused step: build a new one after a prefill")
         if position >= longest:
             raise ValueError(f"sequence of {position + 1} tokens is longer than the cache or max_seq_len")
@@ -80,7 +80,7 @@ def fused_step(model: Transformer, cache: KVCache) -> Callable[[torch.Tensor, in
             raise ValueError(f"token ids must be in [0, {vocab})")
         logits = np.empty((batch, hi - lo), dtype=np.float32)
         _decode(ids, position, *weights, lo, hi, cos[position], sin[position], keys, keys_by_channel, values, num_heads, logits)
-        cache.length = expected[0] = position + 1
+        cache.length = expected = position + 1
         return torch.from_numpy(logits)
 
     return step

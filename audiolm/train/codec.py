@@ -106,10 +106,13 @@ class CodecTask:
         drop = torch.rand(size, generator=generator) < self.config.quantizer_dropout
         random_levels = torch.randint(1, levels + 1, (size,), generator=generator)
         num_quantizers = torch.where(drop, random_levels, torch.full((size,), levels))
+        wav = wav[start:stop]
         if self.augment is not None:  # after the other draws: a run without augmentation sees the same batches as before
-            picked = torch.rand(size, generator=generator) < self.config.augment_p
-            wav = torch.stack([self.augment(w, generator) if p else w for w, p in zip(wav, picked.tolist())])
-        return {"wav": wav[start:stop], "num_quantizers": num_quantizers[start:stop]}
+            picked = (torch.rand(size, generator=generator) < self.config.augment_p)[start:stop].tolist()
+            seeds = torch.randint(0, 2**31 - 1, (size,), generator=generator)[start:stop].tolist()  # one per example
+            wav = torch.stack([self.augment(w, torch.Generator().manual_seed(seed)) if p else w
+                               for w, p, seed in zip(wav, picked, seeds)])  # this micro-batch's examples only
+        return {"wav": wav, "num_quantizers": num_quantizers[start:stop]}
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
         weights = self.config.losses

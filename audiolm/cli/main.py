@@ -390,7 +390,7 @@ def cmd_continue(args: argparse.Namespace) -> None:
     from audiolm.audio.io import load_audio
 
     audiolm = _bundle(args)
-    prompt = load_audio(args.prompt, audiolm.sample_rate, duration=args.prompt_seconds)[None]  # [1, 1, L]
+    prompt = load_audio(args.prompt, audiolm.sample_rate, duration=args.prompt_seconds, allow_silent=False)[None]  # [1, 1, L]
     out = audiolm.continue_audio(prompt, args.seconds, args.seed, _sampling(args), acoustic_only=args.acoustic_only)
     _write_generation(args, out, prompt[0])
 
@@ -404,7 +404,7 @@ def cmd_resynth(args: argparse.Namespace) -> None:
     from audiolm.audio.io import load_audio
 
     audiolm = _bundle(args)
-    wav = load_audio(args.input, audiolm.sample_rate)[None]
+    wav = load_audio(args.input, audiolm.sample_rate, allow_silent=False)[None]  # silence has no speech to resynthesize
     out = audiolm.resynthesize(wav, args.seed, _sampling(args))
     _write_generation(args, out, wav[0])
 

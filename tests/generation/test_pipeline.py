@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -98,6 +99,12 @@ def test_cli_continue_generate_resynth(bundle, tmp_path, capsys):
     code = main(["continue", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "x.wav"), "--models", str(bundle)])
     _, err = capsys.readouterr()
     assert code == 1 and "missing.wav" in err and not (tmp_path / "x.wav").exists()
+    silent = tmp_path / "silent.wav"
+    sf.write(str(silent), np.zeros(32000, np.float32), 16000)
+    for command in ("continue", "resynth"):  # a silent prompt has no voice to keep: refused, nothing written
+        code = main([command, str(silent), "-o", str(tmp_path / "x.wav"), "--models", str(bundle)])
+        _, err = capsys.readouterr()
+        assert code == 1 and "silent.wav: audio is silent" in err and not (tmp_path / "x.wav").exists()
     code = main(["generate", "-o", str(tmp_path / "x.wav"), "--models", str(tmp_path / "nowhere")])
     _, err = capsys.readouterr()
     assert code == 1 and "no such model bundle" in err

@@ -55,6 +55,10 @@ class Transcriber:
     def transcribe(self, wav: np.ndarray, sample_rate: int) -> str:
         if sample_rate != 16000:
             raise ValueError("Whisper wants 16 kHz audio")
-        segments, _ = self._model.transcribe(np.asarray(wav, dtype=np.float32).reshape(-1), language="en", beam_size=1,
-                                             condition_on_previous_text=False)
+        # Beam search at temperature 0 only: Whisper's usual fallback re-decodes hard clips by sampling at rising
+        # temperatures, so the same audio scored differently from run to run (seeding CTranslate2 does not fix that:
+        # its worker threads keep their own generators). Without the fallback Whisper loops on babble ("thank you,
+        # thank you, ..."), so no 3-word sequence may repeat instead: the same audio always gets the same transcript.
+        segments, _ = self._model.transcribe(np.asarray(wav, dtype=np.float32).reshape(-1), language="en", beam_size=5,
+                                             temperature=0.0, no_repeat_ngram_size=3, condition_on_previous_text=False)
         return " ".join(segment.text.strip() for segment in segments)

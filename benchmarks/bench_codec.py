@@ -21,7 +21,7 @@ from audiolm.codec.model import Codec
 from audiolm.data.datasets import AudioClips
 from audiolm.eval.baselines import codec2_roundtrip, opus_roundtrip
 from audiolm.eval.codec_metrics import METRICS, evaluate, summarize
-from audiolm.files import write_json, write_text
+from audiolm.formats.atomic import write_json, write_text
 
 RESULTS = Path(__file__).parent / "results"
 

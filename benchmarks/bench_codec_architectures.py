@@ -22,8 +22,8 @@ import torch
 
 from audiolm.data.datasets import AudioClips
 from audiolm.eval.codec_metrics import METRICS, evaluate, summarize
-from audiolm.files import write_json, write_text
-from audiolm.train.checkpoint import read_json
+from audiolm.formats.atomic import write_json, write_text
+from audiolm.formats.json_file import read_json
 from audiolm.train.codec import load_codec_from_run
 
 RESULTS = Path(__file__).parent / "results"

@@ -26,7 +26,7 @@ from audiolm.data.synth_piano import PianoCorpusConfig, build_piano_corpus
 from audiolm.data.synth_speech import SpeechCorpusConfig, build_speech_corpus
 from audiolm.data.text import sentence_pool
 from audiolm.data.tts import synthesize
-from audiolm.files import write_json, write_text
+from audiolm.formats.atomic import write_json, write_text
 
 RESULTS = Path(__file__).parent / "results"
 

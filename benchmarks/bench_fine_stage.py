@@ -90,7 +90,7 @@ def decoded_quality(manifest: str, codec_folder: str, fine_lm: str | None, num_c
 
 
 def main() -> None:
-    from audiolm.files import write_json, write_text
+    from audiolm.formats.atomic import write_json, write_text
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", required=True)

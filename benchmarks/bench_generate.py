@@ -57,12 +57,12 @@ def reference_pipeline():
 def bundled_size_pipeline(bundle: str | None):
     """The bundle if given, else random weights of the `small` presets with the bundled codec."""
     from audiolm.codec.model import Codec
+    from audiolm.formats.config import load_config
     from audiolm.generation.pipeline import AudioLM, Stage
     from audiolm.lm.model import build_model
     from audiolm.lm.stages import StageSpec
     from audiolm.semantic.ssl import SSLConfig, SSLEncoder
     from audiolm.semantic.tokenizer import SemanticTokenizer
-    from audiolm.train.config import load_config
     from audiolm.train.lm import LMRunConfig, resolve_preset
 
     if bundle and (Path(bundle) / "semantic-lm").is_dir():
@@ -210,7 +210,7 @@ lucidrains' audiolm-pytorch 2.4.0 at the reference configuration on this kind of
 
 {chr(10).join(sections)}"""
     RESULTS.mkdir(exist_ok=True)
-    from audiolm.files import write_json, write_text
+    from audiolm.formats.atomic import write_json, write_text
 
     write_text(RESULTS / f"{args.name}.md", report)
     write_json(RESULTS / f"{args.name}.json", results)

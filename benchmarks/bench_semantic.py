@@ -26,7 +26,7 @@ from audiolm.codec.model import Codec
 from audiolm.data.datasets import AudioClips
 from audiolm.eval.abx import extract_features
 from audiolm.eval.semantic import codec_representations, format_table, held_out, score
-from audiolm.files import write_json, write_text
+from audiolm.formats.atomic import write_json, write_text
 from audiolm.semantic.encoder import MFCCEncoder
 from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign

@@ -15,7 +15,7 @@ import soxr
 import torch
 
 from audiolm.errors import FileError
-from audiolm.files import atomic_path
+from audiolm.formats.atomic import atomic_path
 
 SILENCE_PEAK = 1e-5  # a file whose peak is below this (about -100 dBFS) is silent
 

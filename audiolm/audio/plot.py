@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from audiolm.audio.dsp import LogMel
-from audiolm.files import atomic_path
+from audiolm.formats.atomic import atomic_path
 
 
 def plot_spectrograms(wavs: dict[str, torch.Tensor], sample_rate: int, path: str | Path, hop_length: int = 160) -> Path:

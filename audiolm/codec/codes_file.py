@@ -16,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from audiolm.errors import FileError
-from audiolm.files import atomic_path
+from audiolm.formats.atomic import atomic_path
 
 FORMAT = "audiolm-codes"
 VERSION = 1

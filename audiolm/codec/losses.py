@@ -92,6 +92,37 @@ class MultiResolutionSTFTLoss(nn.Module):
         return total / len(self.resolutions)
 
 
+class CompressedComplexSTFTLoss(nn.Module):
+    """A phase-sensitive spectral loss, `real`, `fake [B, 1, L]` -> scalar (Braun & Tashev's power-law compressed
+    complex loss): each STFT bin becomes |X|^c e^(i phase X) (c = 0.3, so quiet bins still count), and the loss is
+    the mean squared distance of real and fake bins, averaged over resolutions. Magnitude losses (mel, STFT) are
+    blind to phase; this one is 0 only for equal spectra, so the decoder learns the phase the codes carry.
+    """
+
+    def __init__(self, resolutions: Sequence[tuple[int, int]] = ((320, 80), (640, 160), (1280, 320)), power: float = 0.3,
+                 eps: float = 1e-8) -> None:
+        super().__init__()
+        if not resolutions:
+            raise ValueError("need at least one (n_fft, hop) resolution")
+        if not 0 < power <= 1:
+            raise ValueError(f"power must be in (0, 1], got {power}")
+        self.resolutions = [(int(n), int(h)) for n, h in resolutions]
+        self.power, self.eps = power, eps
+
+    def forward(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        if real.shape != fake.shape or real.dim() != 3 or real.shape[1] != 1:
+            raise ValueError(f"expected real and fake [B, 1, L] of equal shapes, got {list(real.shape)} and {list(fake.shape)}")
+        both = torch.cat([real, fake]).squeeze(1)
+        total = both.new_zeros(())
+        for n_fft, hop in self.resolutions:
+            spec = torch.view_as_real(stft(both, n_fft, hop))  # [2B, F, T, 2]
+            magnitude = spec.square().sum(-1, keepdim=True).add(self.eps).sqrt()  # smooth at 0
+            compressed = spec * magnitude.pow(self.power - 1)  # |X|^c with the phase of X
+            spec_real, spec_fake = compressed.chunk(2)
+            total = total + (spec_real - spec_fake).square().sum(-1).mean()
+        return total / len(self.resolutions)
+
+
 def _mean_over_discriminators(values: list[torch.Tensor]) -> torch.Tensor:
     if not values:
         raise ValueError("no discriminator outputs")
@@ -143,8 +174,8 @@ def feature_matching_loss(real_outputs: Sequence[DiscriminatorOutput], fake_outp
     return _mean_over_discriminators(per_discriminator)
 
 
-LOSS_KEYS = {"mel": "codec/mel", "stft": "codec/stft", "adversarial": "codec/adv", "feature_matching": "codec/feat",
-             "commitment": "vq/commit"}
+LOSS_KEYS = {"mel": "codec/mel", "stft": "codec/stft", "complex": "codec/complex", "adversarial": "codec/adv",
+             "feature_matching": "codec/feat", "commitment": "vq/commit"}
 
 
 @dataclass(kw_only=True)
@@ -158,11 +189,13 @@ class LossWeights:
     over frames); on a 1 s harmonic test signal it is ~570 against white noise, ~410 at 20 dB SNR and ~13 for a
     0.9 gain, so at weight 1 it stays far above the hinge terms (~1), as reconstruction does in SoundStream.
     Commitment 1.0 is EnCodec's lambda_w. `stft` weighs `MultiResolutionSTFTLoss` (off by default; its value is
-    about 1 - 3 where the mel loss is about 50 - 100).
+    about 1 - 3 where the mel loss is about 50 - 100). `complex` weighs `CompressedComplexSTFTLoss`, the one term
+    that sees phase (off by default).
     """
 
     mel: float = 1.0
     stft: float = 0.0
+    complex: float = 0.0
     adversarial: float = 1.0
     feature_matching: float = 3.0
     commitment: float = 1.0

@@ -28,10 +28,11 @@ from audiolm.codec.seanet import SEANetDecoder, SEANetEncoder
 from audiolm.codec.spectral import STFTEncoder
 from audiolm.codec.vocos import VocosDecoder
 from audiolm.errors import FileError
-from audiolm.files import write_json
+from audiolm.formats.atomic import write_json
+from audiolm.formats.config import from_dict
+from audiolm.formats.json_file import read_json
+from audiolm.formats.tensors import load_module, save_module
 from audiolm.quantization import ResidualVQ
-from audiolm.train.checkpoint import load_module, read_json, save_module
-from audiolm.train.config import from_dict
 
 TRAINING_ONLY = ("embed_sum", "cluster_size")  # EMA statistics of the codebooks: not needed to encode or decode
 
@@ -45,6 +46,7 @@ class CodecConfig:
     encoder_residual_units: int = 1  # seanet
     encoder_dim: int = 256  # stft
     encoder_layers: int = 4  # stft
+    encoder_phase: bool = False  # stft: the encoder also sees each bin's phase (not only its magnitude)
     latent_dim: int = 128
     num_codebooks: int = 12
     codebook_size: int = 1024
@@ -83,7 +85,10 @@ class CodecConfig:
 
     def hash(self) -> str:
         """A short fingerprint of the settings that fix what codes mean."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        settings = asdict(self)
+        if not self.encoder_phase:  # added later: codecs saved before it keep their fingerprint
+            del settings["encoder_phase"]
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -101,7 +106,7 @@ class Codec(nn.Module):
         self.config = config
         if config.encoder == "stft":
             self.encoder: nn.Module = STFTEncoder(config.hop_length, 2 * config.hop_length, config.encoder_dim, config.encoder_layers,
-                                                  config.latent_dim)
+                                                  config.latent_dim, config.encoder_phase)
         else:
             self.encoder = SEANetEncoder(config.encoder_channels, config.latent_dim, config.strides, config.encoder_residual_units)
         self.quantizer = ResidualVQ(config.latent_dim, config.num_codebooks, config.codebook_size,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from audiolm.data.manifest import read_manifest, scan_folder, summarize, write_split_manifests
 from audiolm.errors import AudiolmError
-from audiolm.files import write_json
+from audiolm.formats.atomic import write_json
 
 
 def claim_folder(out_dir: Path, config: dict, identity: dict, **description) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from audiolm.data.manifest import Entry
 from audiolm.errors import AudiolmError, FileError
-from audiolm.files import atomic_path
+from audiolm.formats.atomic import atomic_path
 
 
 def to_cuts(entries: list[Entry], root: str | Path):

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from audiolm.audio.io import AudioError, audio_info
 from audiolm.errors import FileError
-from audiolm.files import write_jsonl
+from audiolm.formats.atomic import write_jsonl
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3"}
 SPLITS = ("train", "valid", "test")

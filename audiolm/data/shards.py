@@ -46,8 +46,9 @@ from tqdm import tqdm
 from audiolm.audio.io import AudioError, load_audio
 from audiolm.data.manifest import Entry, read_manifest
 from audiolm.errors import AudiolmError, FileError
-from audiolm.files import atomic_path, write_json
-from audiolm.train.checkpoint import load_tensors, read_json
+from audiolm.formats.atomic import atomic_path, write_json
+from audiolm.formats.json_file import read_json
+from audiolm.formats.tensors import load_tensors
 
 FORMAT = "audiolm-token-shards"
 VERSION = 1

@@ -32,7 +32,7 @@ from audiolm.audio.dsp import normalize_loudness
 from audiolm.audio.io import save_audio
 from audiolm.data.corpus import claim_folder, existing_items, finish_corpus
 from audiolm.errors import AudiolmError
-from audiolm.files import atomic_path, write_json
+from audiolm.formats.atomic import atomic_path, write_json
 
 SOUNDFONTS = (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), Path("/usr/share/sounds/sf2/TimGM6mb.sf2"))
 SCORE_SUFFIXES = {".krn", ".mxl", ".xml", ".musicxml", ".abc"}

@@ -27,7 +27,7 @@ from audiolm.data.corpus import claim_folder, existing_items, finish_corpus
 from audiolm.data.speakers import Speaker, choose_speakers, speaker_inventory
 from audiolm.data.text import sentence_pool
 from audiolm.errors import AudiolmError
-from audiolm.files import write_json
+from audiolm.formats.atomic import write_json
 
 JOBS_PER_TASK = 8
 FORMAT_VERSION = 1  # bump when the utterance table (speaker order, sentences, rooms) changes

@@ -310,7 +310,7 @@ class BundleEvaluation:
             section()
         self.results["minutes"] = (time.perf_counter() - began) / 60
         from audiolm.eval.report import write_report
-        from audiolm.files import write_json
+        from audiolm.formats.atomic import write_json
 
         write_json(self.output / "results.json", self.results)
         write_report(self.results, self.figures, self.output / "report.md")

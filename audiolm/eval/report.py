@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from audiolm.files import atomic_path
+from audiolm.formats.atomic import atomic_path
 
 
 def _pct(x: float) -> str:

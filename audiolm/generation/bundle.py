@@ -23,8 +23,10 @@ from audiolm.semantic.tokenizer import SemanticTokenizer
 
 def load_stage_from(folder: str | Path) -> Stage:
     """A stage LM from an exported folder or a training run (final model, else latest checkpoint)."""
-    from audiolm.train.checkpoint import latest_checkpoint, load_module, read_json
-    from audiolm.train.config import from_dict
+    from audiolm.formats.config import from_dict
+    from audiolm.formats.json_file import read_json
+    from audiolm.formats.tensors import load_module
+    from audiolm.train.checkpoint import latest_checkpoint
     from audiolm.train.lm import LMRunConfig
 
     folder = Path(folder)
@@ -95,7 +97,7 @@ def write_prompts(manifest: str | Path, folder: str | Path, count: int = 4, seco
     sorted list; clips without a speaker count as their own) into `folder`, with `prompts.json` describing them."""
     from audiolm.audio.io import load_audio, save_audio
     from audiolm.data.manifest import read_manifest
-    from audiolm.files import write_json
+    from audiolm.formats.atomic import write_json
 
     manifest = Path(manifest)
     groups: dict[str, list] = {}

@@ -9,11 +9,12 @@ from pathlib import Path
 import torch
 
 from audiolm.errors import FileError
-from audiolm.files import write_json
+from audiolm.formats.atomic import write_json
+from audiolm.formats.config import from_dict
+from audiolm.formats.json_file import read_json
+from audiolm.formats.tensors import load_module, save_module
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import Transformer, TransformerConfig
-from audiolm.train.checkpoint import load_module, read_json, save_module
-from audiolm.train.config import from_dict
 
 
 def build_model(spec: StageSpec, config: TransformerConfig) -> Transformer:

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from audiolm.errors import FileError
-from audiolm.files import write_json
+from audiolm.formats.atomic import write_json
+from audiolm.formats.config import from_dict
+from audiolm.formats.json_file import read_json
+from audiolm.formats.tensors import load_module, save_module
 from audiolm.semantic.encoder import check_layer, frames_for
-from audiolm.train.checkpoint import load_module, read_json, save_module
-from audiolm.train.config import from_dict
 
 
 @dataclass(kw_only=True)

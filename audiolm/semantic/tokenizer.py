@@ -24,13 +24,14 @@ from torch import nn
 from tqdm import tqdm
 
 from audiolm.errors import FileError
-from audiolm.files import atomic_path, write_json
+from audiolm.formats.atomic import atomic_path, write_json
+from audiolm.formats.config import from_dict
+from audiolm.formats.json_file import read_json
+from audiolm.formats.tensors import load_tensors
 from audiolm.semantic.encoder import FeatureEncoder, MFCCEncoder, check_layer
 from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign, fit_kmeans
 from audiolm.semantic.ssl import SSLConfig, SSLEncoder
-from audiolm.train.checkpoint import load_tensors, read_json
-from audiolm.train.config import from_dict
 
 
 def encoder_spec(encoder: FeatureEncoder) -> dict:
@@ -92,7 +93,8 @@ def load_encoder(name: str) -> nn.Module:
 
 
 def _encoder_from_checkpoint(run_dir: Path) -> SSLEncoder:
-    from audiolm.train.checkpoint import latest_checkpoint, load_module
+    from audiolm.formats.tensors import load_module
+    from audiolm.train.checkpoint import latest_checkpoint
 
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:

@@ -20,6 +20,7 @@ from torch import nn
 from audiolm.audio.augment import Augment, AugmentConfig
 from audiolm.codec.discriminators import DiscriminatorConfig, Discriminators
 from audiolm.codec.losses import (
+    CompressedComplexSTFTLoss,
     LossWeights,
     MultiResolutionSTFTLoss,
     MultiScaleMelLoss,
@@ -82,6 +83,7 @@ class CodecTask:
         self.discriminators = Discriminators(config.discriminator) if self.adversarial else None
         self.mel_loss = MultiScaleMelLoss(config.model.sample_rate)
         self.stft_loss = MultiResolutionSTFTLoss()
+        self.complex_loss = CompressedComplexSTFTLoss()
         hop = config.model.hop_length
         self.crop = max(hop, round(config.data.crop_seconds * config.model.sample_rate / hop) * hop)
         self.augment = Augment(config.augment, config.model.sample_rate) if config.augment_p > 0 else None
@@ -125,6 +127,10 @@ class CodecTask:
             spectral = self.stft_loss(wav, out.wav)
             total = total + weights.stft * spectral
             logs["codec/stft"] = spectral.item()
+        if weights.complex > 0:
+            complex_loss = self.complex_loss(wav, out.wav)
+            total = total + weights.complex * complex_loss
+            logs["codec/complex"] = complex_loss.item()
         if self.discriminators is not None and step >= self.config.disc_start_step:
             d_loss = hinge_discriminator_loss(models["discriminators"](wav), models["discriminators"](out.wav.detach()))
             yield "discriminators", d_loss, {"disc/hinge": d_loss.item()}
@@ -170,15 +176,17 @@ def run_config_dict(config: CodecRunConfig) -> dict:
 
 def resolve_preset(preset: str) -> Path:
     """A codec preset name (tiny, small, base) or a path to a YAML file."""
-    from audiolm.train.config import resolve_preset as resolve
+    from audiolm.formats.config import resolve_preset as resolve
 
     return resolve(preset, "codec")
 
 
 def load_codec_from_run(run_dir: str | Path) -> Codec:
     """The codec of a training run's latest checkpoint (for evaluating before training ends)."""
-    from audiolm.train.checkpoint import latest_checkpoint, load_module, read_json
-    from audiolm.train.config import from_dict
+    from audiolm.formats.config import from_dict
+    from audiolm.formats.json_file import read_json
+    from audiolm.formats.tensors import load_module
+    from audiolm.train.checkpoint import latest_checkpoint
 
     run_dir = Path(run_dir)
     checkpoint = latest_checkpoint(run_dir)
@@ -196,8 +204,9 @@ def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = 
     """Train (or resume) a codec from a preset and `key=value` overrides into `run_dir`; the final model
     lands in `run_dir/model/`."""
     from audiolm.codec.conv import remove_weight_norm
-    from audiolm.train.checkpoint import latest_checkpoint, load_module
-    from audiolm.train.config import load_config
+    from audiolm.formats.config import load_config
+    from audiolm.formats.tensors import load_module
+    from audiolm.train.checkpoint import latest_checkpoint
     from audiolm.train.loop import train
 
     config = load_config(CodecRunConfig, resolve_preset(preset), overrides)

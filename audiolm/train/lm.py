@@ -131,7 +131,7 @@ class LMTask:
 
 def resolve_preset(preset: str) -> Path:
     """A lm preset name (tiny, small, base) or a path to a YAML file."""
-    from audiolm.train.config import resolve_preset as resolve
+    from audiolm.formats.config import resolve_preset as resolve
 
     return resolve(preset, "lm")
 
@@ -141,7 +141,7 @@ def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] 
     """Train (or resume) one stage (`semantic`, `coarse`, `fine`) from a preset and overrides into `run_dir`; the
     final model lands in `run_dir/model/`. The vocabulary (semantic K, codebook size, frame rates) comes from the shards."""
     from audiolm.data.shards import TokenShards
-    from audiolm.train.config import load_config
+    from audiolm.formats.config import load_config
     from audiolm.train.loop import train
 
     config = load_config(LMRunConfig, resolve_preset(preset), [f"stage.stage={stage}", *(overrides or [])])

@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from audiolm.errors import AudiolmError
-from audiolm.files import write_text
+from audiolm.formats.atomic import write_text
 from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from audiolm.train.plot import plot_log
 

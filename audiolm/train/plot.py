@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from audiolm.files import atomic_path
+from audiolm.formats.atomic import atomic_path
 
 
 def plot_log(log_path: str | Path, png_path: str | Path, max_panels: int = 6) -> Path:

@@ -118,7 +118,7 @@ class SemanticTask:
 
 def resolve_preset(preset: str) -> Path:
     """A semantic preset name (tiny, small, base) or a path to a YAML file."""
-    from audiolm.train.config import resolve_preset as resolve
+    from audiolm.formats.config import resolve_preset as resolve
 
     return resolve(preset, "semantic")
 
@@ -127,7 +127,7 @@ def train_semantic(preset: str, run_dir: str | Path, overrides: list[str] | None
                    stop_after: int | None = None):
     """Train (or resume) the self-supervised encoder from a preset and `key=value` overrides into `run_dir`;
     the final encoder lands in `run_dir/model/`. `model.num_targets` follows the targets' K."""
-    from audiolm.train.config import load_config
+    from audiolm.formats.config import load_config
     from audiolm.train.loop import train
 
     config = load_config(SemanticRunConfig, resolve_preset(preset), overrides)

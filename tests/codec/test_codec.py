@@ -11,11 +11,26 @@ TINY = dict(encoder_dim=16, encoder_layers=1, encoder_channels=4, latent_dim=16,
              num_codebooks=4, codebook_size=32, decoder_dim=32, decoder_layers=2)
 
 
-@pytest.fixture(params=[("stft", "istft"), ("seanet", "seanet")], ids=lambda p: "+".join(p))
+@pytest.fixture(params=[("stft", "istft"), ("seanet", "seanet"), ("stft-phase", "istft")], ids=lambda p: "+".join(p))
 def codec(request):
     torch.manual_seed(0)
     encoder, decoder = request.param
-    return Codec(CodecConfig(**TINY, encoder=encoder, decoder=decoder, decoder_channels=4)).eval()
+    phase = encoder == "stft-phase"
+    return Codec(CodecConfig(**TINY, encoder=encoder.removesuffix("-phase"), encoder_phase=phase, decoder=decoder,
+                             decoder_channels=4)).eval()
+
+
+def test_phase_changes_the_fingerprint_only_when_on():
+    """Codecs saved before `encoder_phase` existed (the bundled one) keep the fingerprint their codes carry."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    bundled = Path(__file__).parents[2] / "models" / "speech" / "codec"
+    with safe_open(str(bundled / "model.safetensors"), "pt") as f:
+        saved_hash = f.metadata()["config_hash"]
+    assert Codec.load(bundled).config.hash() == saved_hash
+    assert CodecConfig(encoder_phase=True).hash() != CodecConfig().hash()
 
 
 def test_shapes_rates_and_bitrates(codec):

@@ -124,8 +124,8 @@ def test_decoder_only_training_keeps_the_codes(manifest, tmp_path):
 
 def test_augmentation_changes_crops_reproducibly_and_keeps_the_other_draws(manifest):
     from audiolm.errors import AudiolmError
+    from audiolm.formats.config import load_config
     from audiolm.train.codec import CodecRunConfig, CodecTask, resolve_preset
-    from audiolm.train.config import load_config
 
     def task(augment_p: float) -> CodecTask:
         return CodecTask(load_config(CodecRunConfig, resolve_preset("tiny"), [f"data.manifest={manifest}", f"augment_p={augment_p}"]))

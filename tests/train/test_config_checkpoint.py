@@ -8,9 +8,10 @@ from torch import nn
 
 from audiolm.codec.model import Codec
 from audiolm.errors import AudiolmError, FileError
-from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, load_module, save_checkpoint, save_module
+from audiolm.formats.config import load_config, to_dict
+from audiolm.formats.tensors import load_module, save_module
+from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from audiolm.train.codec import CodecRunConfig, resolve_preset
-from audiolm.train.config import load_config, to_dict
 
 PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs" / "codec").glob("*.yaml"))
 

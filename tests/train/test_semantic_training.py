@@ -54,7 +54,7 @@ def test_targets_must_match_the_encoder_rate(corpus, tmp_path):
 
 
 def test_augmented_inputs_keep_the_clean_targets(corpus, tmp_path):
-    from audiolm.train.config import load_config
+    from audiolm.formats.config import load_config
     from audiolm.train.semantic import SemanticRunConfig, SemanticTask, resolve_preset
 
     manifest, targets = corpus

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from audiolm.files import atomic_path, write_text
+from audiolm.formats.atomic import atomic_path, write_text
 
 
 def test_atomic_write_has_umask_permissions(tmp_path):

@@ -1,0 +1,98 @@
+"""The codec: `audiolm codec train | export | encode | decode`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from audiolm.errors import AudiolmError
+
+
+def cmd_codec_train(args: argparse.Namespace) -> None:
+    from audiolm.train.codec import train_codec
+
+    overrides = list(args.overrides)
+    if args.manifest:
+        overrides.append(f"data.manifest={Path(args.manifest).resolve()}")
+    result = train_codec(args.config, args.output, overrides, progress=not args.quiet, stop_after=args.stop_after)
+    print(f"trained to step {result.step}; run in {args.output} (model in {Path(args.output) / 'model'} when finished)")
+
+
+def cmd_codec_export(args: argparse.Namespace) -> None:
+    import torch
+
+    from audiolm.train.codec import load_codec_from_run
+
+    codec = load_codec_from_run(args.run)
+    codec.save(args.output, dtype=torch.float16 if args.fp16 else None)
+    size = (Path(args.output) / "model.safetensors").stat().st_size / 1e6
+    print(f"wrote {args.output} ({size:.1f} MB{', fp16' if args.fp16 else ''}) from the latest checkpoint of {args.run}")
+
+
+def _codebooks(args: argparse.Namespace, codec) -> int | None:
+    if args.num_codebooks and args.bitrate:
+        raise AudiolmError("give --num-codebooks or --bitrate, not both")
+    if args.bitrate:
+        return codec.config.codebooks_for_bitrate(args.bitrate)
+    return args.num_codebooks
+
+
+def cmd_codec_encode(args: argparse.Namespace) -> None:
+    import torch
+
+    from audiolm.audio.io import load_audio
+    from audiolm.codec.codes_file import save_codes
+    from audiolm.codec.model import Codec
+
+    codec = Codec.load(args.model)
+    wav = load_audio(args.input, codec.sample_rate, allow_silent=True)
+    n = _codebooks(args, codec)
+    with torch.inference_mode():
+        codes = codec.encode(wav[None], n)
+    save_codes(args.output, codes, codec, wav.shape[-1])
+    print(f"wrote {args.output}: {codes.shape[1]} levels x {codes.shape[2]} frames ({codec.config.bitrate(codes.shape[1]) / 1000:g} kbps)")
+
+
+def cmd_codec_decode(args: argparse.Namespace) -> None:
+    import torch
+
+    from audiolm.audio.io import save_audio
+    from audiolm.codec.codes_file import load_codes
+    from audiolm.codec.model import Codec
+
+    codec = Codec.load(args.model)
+    stored = load_codes(args.input)
+    stored.check(codec, args.input)
+    n = _codebooks(args, codec) or stored.num_codebooks
+    if n > stored.num_codebooks:
+        raise AudiolmError(f"{args.input}: holds {stored.num_codebooks} levels, cannot decode {n}")
+    with torch.inference_mode():
+        wav = codec.decode(stored.codes[None, :n])[..., : stored.num_samples]
+    save_audio(args.output, wav[0], codec.sample_rate)
+    print(f"wrote {args.output} ({wav.shape[-1] / codec.sample_rate:.2f} s from {n} levels)")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    codec = commands.add_parser("codec", help="train the SoundStream codec; encode audio to codes and back").add_subparsers(
+        dest="action", required=True)
+    p = codec.add_parser("train", help="train (or resume) a codec; torchrun for several processes")
+    p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
+    p.add_argument("--manifest", help="training manifest with train/valid splits")
+    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
+    p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    p.set_defaults(func=cmd_codec_train)
+    p = codec.add_parser("export", help="write a run's latest checkpoint as an inference model (model.safetensors + config.json)")
+    p.add_argument("run")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--fp16", action="store_true", help="store weights as float16 (half the size)")
+    p.set_defaults(func=cmd_codec_export)
+    for action, helptext in (("encode", "audio file -> .codes file"), ("decode", ".codes file -> wav")):
+        p = codec.add_parser(action, help=helptext)
+        p.add_argument("input")
+        p.add_argument("-o", "--output", required=True)
+        p.add_argument("--model", required=True, help="codec folder (model.safetensors + config.json)")
+        p.add_argument("--num-codebooks", type=int, help="levels to use (default all)")
+        p.add_argument("--bitrate", type=float, metavar="KBPS", help="the most levels within this bitrate")
+        p.set_defaults(func=cmd_codec_encode if action == "encode" else cmd_codec_decode)

@@ -1,0 +1,136 @@
+"""Semantic tokens: `audiolm semantic train | fit-kmeans | tokenize | eval`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from audiolm.errors import AudiolmError
+
+
+def cmd_semantic_train(args: argparse.Namespace) -> None:
+    from audiolm.train.semantic import train_semantic
+
+    overrides = list(args.overrides)
+    if args.manifest:
+        overrides.append(f"data.manifest={Path(args.manifest).resolve()}")
+    if args.targets:
+        overrides.append(f"targets={Path(args.targets).resolve()}")
+    result = train_semantic(args.config, args.output, overrides, progress=not args.quiet, stop_after=args.stop_after)
+    print(f"trained to step {result.step}; run in {args.output} (encoder in {Path(args.output) / 'model'} when finished)")
+
+
+def cmd_semantic_fit_kmeans(args: argparse.Namespace) -> None:
+    import torch
+
+    from audiolm.semantic.tokenizer import fit_from_manifest
+
+    tokenizer = fit_from_manifest(args.encoder, args.layer, args.k, args.manifest, args.split or None, args.max_hours, args.max_frames,
+                                  seed=args.seed, progress=not args.quiet, interleave=args.interleave)
+    tokenizer.save(args.output, dtype=torch.float16 if args.fp16 else None)
+    print(f"wrote {args.output}: layer {args.layer}, K={args.k}, {tokenizer.frame_rate:g} tokens/s")
+
+
+def cmd_semantic_tokenize(args: argparse.Namespace) -> None:
+    from audiolm.audio.io import load_audio
+    from audiolm.formats.atomic import write_jsonl
+    from audiolm.semantic.tokenizer import SemanticTokenizer, remove_repeats
+
+    tokenizer = SemanticTokenizer.load(args.tokenizer)
+    records = []
+    for path in args.files:
+        ids = tokenizer(load_audio(path, tokenizer.sample_rate, allow_silent=True)[None])[0]
+        record = {"path": str(path), "frame_rate": tokenizer.frame_rate}
+        if args.dedup:
+            units, lengths = remove_repeats(ids)
+            record.update(ids=units.tolist(), lengths=lengths.tolist())
+        else:
+            record["ids"] = ids.tolist()
+        records.append(record)
+        if not args.output:
+            print(json.dumps(record))
+    if args.output:
+        write_jsonl(args.output, records)
+        print(f"wrote {args.output}: {len(records)} files")
+
+
+def cmd_semantic_eval(args: argparse.Namespace) -> None:
+    from audiolm.eval.semantic import (
+        Representation,
+        codec_representations,
+        evaluate_representations,
+        format_table,
+        held_out,
+        tokenizer_representations,
+    )
+    from audiolm.formats.atomic import write_text
+    from audiolm.semantic.encoder import MFCCEncoder
+    from audiolm.semantic.tokenizer import SemanticTokenizer
+
+    entries = held_out(args.manifest, args.splits.split(","))
+    reps = []
+    if args.mfcc:
+        mfcc = MFCCEncoder()
+        reps.append(Representation("MFCC (continuous)", mfcc.frame_rate, mfcc.layer_features))
+    for folder in args.tokenizers:
+        reps += tokenizer_representations(Path(folder).name, SemanticTokenizer.load(folder), continuous=not args.no_continuous)
+    if args.codec:
+        from audiolm.codec.model import Codec
+
+        reps += codec_representations(Codec.load(args.codec))
+    if not reps:
+        raise AudiolmError("nothing to evaluate: give tokenizer folders, --mfcc or --codec")
+    rows = evaluate_representations(reps, entries, Path(args.manifest).parent, progress=not args.quiet)
+    speakers = len({e.speaker for e in entries})
+    table = format_table(rows)
+    print(table)
+    if args.output:
+        write_text(args.output, f"# Semantic token evaluation\n\n{len(entries)} utterances of {speakers} held-out speakers "
+                                f"({args.splits}) from {args.manifest}.\n\n{table}\n")
+        print(f"wrote {args.output}")
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    semantic = commands.add_parser("semantic", help="semantic tokens: train the self-supervised encoder, fit k-means, tokenize, "
+                                   "evaluate").add_subparsers(dest="action", required=True)
+    p = semantic.add_parser("train", help="train (or resume) the self-supervised encoder (HuBERT-style); torchrun for several processes")
+    p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
+    p.add_argument("--manifest", help="training manifest with train/valid splits")
+    p.add_argument("--targets", help="tokenizer folder giving the targets (fit-kmeans on mfcc-25hz, or on the previous encoder)")
+    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
+    p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    p.set_defaults(func=cmd_semantic_train)
+    p = semantic.add_parser("fit-kmeans", help="fit a tokenizer: one encoder layer, standardised, k-means")
+    p.add_argument("--encoder", required=True, help="mfcc, mfcc-25hz, an encoder folder or training run, or a Hugging Face model folder")
+    p.add_argument("--layer", type=int, default=0, help="0 = input to the first block, i = output of block i")
+    p.add_argument("-k", type=int, default=1024, help="number of clusters")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--split", default="train", help="manifest split to fit on ('' for all)")
+    p.add_argument("--max-hours", type=float)
+    p.add_argument("--max-frames", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fp16", action="store_true", help="store the encoder weights as float16")
+    p.add_argument("--interleave", type=int, default=1,
+                   help="frames at this multiple of the encoder's rate (2: a 25 Hz encoder run on two shifted copies gives 50 Hz)")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_semantic_fit_kmeans)
+    p = semantic.add_parser("tokenize", help="audio files -> semantic ids (JSON lines)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder")
+    p.add_argument("--dedup", action="store_true", help="remove consecutive repeats (run lengths kept)")
+    p.add_argument("-o", "--output", help="JSONL file (default: print)")
+    p.set_defaults(func=cmd_semantic_tokenize)
+    p = semantic.add_parser("eval", help="ABX within/across speakers and a speaker-ID probe on held-out speakers")
+    p.add_argument("tokenizers", nargs="*", help="tokenizer folders")
+    p.add_argument("--manifest", required=True, help="a manifest with phone alignments (e.g. from synth-speech)")
+    p.add_argument("--splits", default="test,valid", help="comma-separated held-out splits")
+    p.add_argument("--mfcc", action="store_true", help="also score continuous MFCCs (baseline)")
+    p.add_argument("--codec", help="also score this codec's tokens")
+    p.add_argument("--no-continuous", action="store_true", help="score the tokenizers' ids only")
+    p.add_argument("-o", "--output", help="write the table to this markdown file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_semantic_eval)

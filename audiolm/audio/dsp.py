@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyloudnorm
 import torch
 
 ABSOLUTE_GATE_LUFS = -70.0
@@ -95,6 +94,8 @@ def loudness(wav: torch.Tensor | np.ndarray, sample_rate: int) -> float:
         rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64))))
         level = 20 * math.log10(rms) if rms > 0 else -math.inf
         return level if level > ABSOLUTE_GATE_LUFS else -math.inf
+    import pyloudnorm  # with scipy.signal, 0.6 s of imports that only loudness needs (not generation)
+
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data.astype(np.float64)))
 
 

@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # an option out of its limits raises AudiolmError here (audiolm/limits.py)
         args.func(args)
     except (AudiolmError, ValueError) as error:
         if os.environ.get("AUDIOLM_DEBUG"):
@@ -37,14 +37,16 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"audiolm: error: {message}", file=sys.stderr)
         return 1
+    except OSError as error:  # the system refused a path: an output under a file, no permission, a full disk
+        if os.environ.get("AUDIOLM_DEBUG"):
+            raise
+        where = error.filename if error.filename is not None else "audiolm"
+        print(f"audiolm: error: {where}: {error.strerror or ' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("audiolm: interrupted", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":

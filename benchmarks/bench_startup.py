@@ -1,0 +1,106 @@
+"""Start-up cost of the CLI: `audiolm --help`, the imports `audiolm continue` needs, and the whole command.
+
+    .venv/bin/python benchmarks/bench_startup.py --label after
+    git worktree add /tmp/before <commit> && .venv/bin/python benchmarks/bench_startup.py --repo /tmp/before --label before
+
+Each figure is the best of `--repeats` fresh processes (the least disturbed by whatever else the machine runs);
+`-X importtime` gives the cumulative import time of the heaviest packages. Results for every label are kept in
+benchmarks/results/startup.json and printed as one table into benchmarks/results/startup.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONTINUE_IMPORTS = "import audiolm.cli.main, audiolm.generation.pipeline, audiolm.audio.io"  # what `continue` imports
+WATCHED = ("torch", "numba", "scipy.signal", "pyloudnorm", "audiolm.audio.dsp", "audiolm.lm.fused_step", "audiolm.generation.pipeline")
+
+
+def best_wall(command: list[str], env: dict, repeats: int, cwd: Path) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def import_breakdown(env: dict, repeats: int, cwd: Path) -> dict[str, float]:
+    """Cumulative seconds per watched module (the fastest of `repeats` runs), from `python -X importtime`."""
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        err = subprocess.run([sys.executable, "-X", "importtime", "-c", CONTINUE_IMPORTS], env=env, cwd=cwd, check=True,
+                             capture_output=True, text=True).stderr
+        seen: dict[str, float] = {}
+        for line in err.splitlines():
+            match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+            if match and match.group(3) in WATCHED:
+                seen[match.group(3)] = max(seen.get(match.group(3), 0.0), int(match.group(1)) / 1e6)
+        for name in WATCHED:
+            best[name] = min(best.get(name, float("inf")), seen.get(name, 0.0))
+    return best
+
+
+def measure(repo: Path, repeats: int, command: bool) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(repo), "AUDIOLM_FUSED_STEP": os.environ.get("AUDIOLM_FUSED_STEP", "1")}
+    cli = [sys.executable, "-m", "audiolm.cli.main"]
+    result = {
+        "help_s": best_wall([*cli, "--help"], env, repeats, repo),
+        "continue_imports_s": best_wall([sys.executable, "-c", CONTINUE_IMPORTS], env, repeats, repo),
+        "imports": import_breakdown(env, repeats, repo),
+    }
+    if command:
+        prompt = repo / "models" / "speech" / "prompts" / "espeak-en-029-steph2-p70.wav"
+        with tempfile.TemporaryDirectory() as tmp:
+            run = [*cli, "continue", str(prompt), "--seconds", "7", "-o", str(Path(tmp) / "out.wav")]
+            subprocess.run(run, env=env, cwd=repo, check=True, capture_output=True)  # numba's compile cache warm
+            result["continue_7s_s"] = best_wall(run, env, max(2, repeats // 2), repo)
+    return result
+
+
+def write_tables(results: dict) -> str:
+    lines = ["| label | `audiolm --help` | imports of `continue` | whole `continue` 3 s + 7 s | "
+             + " | ".join(f"`{name}`" for name in WATCHED) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(WATCHED)]
+    for label, r in results.items():
+        whole = f"{r['continue_7s_s']:.2f} s" if "continue_7s_s" in r else "-"
+        cells = " | ".join(f"{r['imports'].get(name, 0.0):.2f}" for name in WATCHED)
+        lines.append(f"| {label} | {r['help_s']:.3f} s | {r['continue_imports_s']:.2f} s | {whole} | {cells} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="checkout to measure")
+    parser.add_argument("--label", required=True, help="row name in the results table, e.g. before / after")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-command", action="store_true", help="skip the whole `continue` command")
+    args = parser.parse_args()
+
+    result = measure(args.repo.resolve(), args.repeats, not args.no_command)
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    store = RESULTS / "startup.json"
+    results = json.loads(store.read_text()) if store.exists() else {}
+    results[args.label] = result
+    RESULTS.mkdir(exist_ok=True)
+    store.write_text(json.dumps(results, indent=2) + "\n")
+    table = write_tables(results)
+    print(table)
+    (RESULTS / "startup.md").write_text(
+        "# Start-up time\n\nCommand: `.venv/bin/python benchmarks/bench_startup.py --label LABEL [--repo CHECKOUT]`; each figure "
+        "is the best of several fresh processes; import columns are `python -X importtime` cumulative seconds of that module "
+        "within the imports `audiolm continue` needs (0.00: not imported). Machine: " + result["machine"] + ".\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

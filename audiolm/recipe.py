@@ -3,7 +3,8 @@ three stage LMs (+ the acoustic-only baseline) -> bundle.
 
     audiolm recipe speech --workdir runs/recipe-speech -o models/speech [key=value ...]
 
-Every step is resumable: a finished step (its output folder exists) is skipped, a training step resumes from
+Every step is resumable: a finished step (its output's commit marker exists: `config.json`, written last, or the
+shards' `index.json`) is skipped, a training step resumes from
 its latest checkpoint, and each training step runs at most its `*_minutes` budget per invocation; when a budget
 runs out the recipe stops and says so, and running the same command again goes on from there. An existing
 codec or tokenizer can be reused (`codec=models/speech/codec`) instead of trained.
@@ -53,11 +54,12 @@ class BudgetSpent(AudiolmError):
 
 
 def _trained(run_dir: Path, train: Callable[[], object], what: str, log: Callable[[str], None]) -> Path:
-    """Run (or resume) a training step unless it is finished; its final model is `run_dir/model`."""
-    if not (run_dir / "model").is_dir():
+    """Run (or resume) a training step unless it is finished; its final model is `run_dir/model` (complete once its
+    config.json, written last, exists: a kill mid-export leaves the weights alone, and the trainer exports again)."""
+    if not (run_dir / "model" / "config.json").is_file():
         log(f"{what}: training (or resuming) in {run_dir}")
         train()
-        if not (run_dir / "model").is_dir():
+        if not (run_dir / "model" / "config.json").is_file():
             raise BudgetSpent(f"{what}: this invocation's time budget is spent (checkpoint in {run_dir}); run the recipe again to go on")
     return run_dir / "model"
 

@@ -40,6 +40,10 @@ class TooShortAudioError(AudioError):
     pass
 
 
+class TooLongAudioError(AudioError):
+    pass
+
+
 class NonFiniteAudioError(AudioError):
     pass
 
@@ -70,6 +74,18 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
 
 
+def check_duration(path: str | Path, max_seconds: float) -> AudioInfo:
+    """Read `path`'s header and refuse a file longer than `max_seconds` (`TooLongAudioError`) before any sample is decoded."""
+    info = audio_info(path)
+    if info.duration > max_seconds:
+        raise _too_long(Path(path), info.duration, max_seconds)
+    return info
+
+
+def _too_long(path: Path, seconds: float, max_seconds: float) -> TooLongAudioError:
+    return TooLongAudioError(path, f"audio is {seconds:.0f} s long; this command reads at most {max_seconds:g} s of a file")
+
+
 def load_audio(
     path: str | Path,
     sample_rate: int | None = 16000,
@@ -78,38 +94,94 @@ def load_audio(
     duration: float | None = None,
     min_seconds: float = 0.0,
     allow_silent: bool = True,
+    max_seconds: float | None = None,
 ) -> torch.Tensor:
     """Load `path` as mono float32 `[1, L]`, resampled to `sample_rate` (None keeps the file's rate).
 
-    `offset` and `duration` (seconds) read a part of the file without decoding the rest.
+    `offset` and `duration` (seconds) read a part of the file without decoding the rest. With `max_seconds`,
+    a read longer than that (the whole file, without `duration`) is refused from the header, before any
+    sample is decoded.
     Raises an `AudioError` naming the file when it is missing, unreadable, empty, shorter than
-    `min_seconds`, holds NaN or infinite samples, or (with `allow_silent=False`) is silent.
+    `min_seconds`, longer than `max_seconds`, holds NaN or infinite samples, or (with `allow_silent=False`) is silent.
     """
     path = Path(path)
     _check_exists(path)
+    too_long = None
     try:
         with sf.SoundFile(str(path)) as f:
             native_rate = f.samplerate
             start = int(round(offset * native_rate))
-            if start > 0:
-                f.seek(min(start, f.frames)) if f.seekable() else f.read(start)
             frames = -1 if duration is None else int(round(duration * native_rate))
-            data = f.read(frames, dtype="float32", always_2d=True)  # [L, C]
+            available = max(0, f.frames - start)
+            wanted = available if frames < 0 else min(frames, available)
+            if max_seconds is not None and wanted > max_seconds * native_rate:
+                too_long = f.frames / native_rate
+            else:
+                if start > 0:
+                    f.seek(min(start, f.frames)) if f.seekable() else f.read(start)
+                data = f.read(frames, dtype="float32", always_2d=True)  # [L, C]
     except Exception as error:
         raise UnreadableAudioError(path, f"unreadable audio ({_reason(error)})") from None
-    if data.size == 0:
-        raise EmptyAudioError(path, "empty audio (no samples)")
-    if not np.isfinite(data).all():
-        raise NonFiniteAudioError(path, "audio holds NaN or infinite samples")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if too_long is not None:
+        raise _too_long(path, too_long, max_seconds)
+    _check_not_empty(path, len(data))
+    _check_finite(path, data)
+    mono = _mono(data)
     if sample_rate is not None and sample_rate != native_rate:
         mono = soxr.resample(mono, native_rate, sample_rate, quality="HQ")
     rate = sample_rate or native_rate
     if len(mono) < min_seconds * rate:
         raise TooShortAudioError(path, f"audio is {len(mono) / rate:.3f} s long, shorter than {min_seconds:g} s")
-    if not allow_silent and float(np.abs(mono).max()) < SILENCE_PEAK:
-        raise SilentAudioError(path, "audio is silent")
+    if not allow_silent:
+        _check_not_silent(path, float(np.abs(mono).max()))
     return torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32)).unsqueeze(0)
+
+
+def check_audio(path: str | Path, block_frames: int = 1 << 16) -> AudioInfo:
+    """Read every sample of `path`, `block_frames` at a time so memory stays bounded for any length,
+    and raise the `AudioError` that `load_audio(path, allow_silent=False)` would: missing, unreadable,
+    empty, NaN or infinite samples, silent (judged at the file's own rate).
+
+    Returns the rate, the channels and the number of frames actually decoded (a truncated file's
+    header can claim more).
+    """
+    path = Path(path)
+    _check_exists(path)
+    frames, peak = 0, 0.0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sample_rate, num_channels = f.samplerate, f.channels
+            for block in f.blocks(block_frames, dtype="float32", always_2d=True):  # [l, C]
+                _check_finite(path, block)
+                peak = max(peak, float(np.abs(_mono(block)).max(initial=0.0)))
+                frames += len(block)
+    except AudioError:
+        raise
+    except Exception as error:
+        raise UnreadableAudioError(path, f"unreadable audio ({_reason(error)})") from None
+    _check_not_empty(path, frames)
+    _check_not_silent(path, peak)
+    return AudioInfo(int(sample_rate), frames, int(num_channels))
+
+
+def _mono(data: np.ndarray) -> np.ndarray:
+    """`[L, C]` -> `[L]`, the mean of the channels."""
+    return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+
+
+def _check_not_empty(path: Path, frames: int) -> None:
+    if frames == 0:
+        raise EmptyAudioError(path, "empty audio (no samples)")
+
+
+def _check_finite(path: Path, data: np.ndarray) -> None:
+    if not np.isfinite(data).all():
+        raise NonFiniteAudioError(path, "audio holds NaN or infinite samples")
+
+
+def _check_not_silent(path: Path, peak: float) -> None:
+    if peak < SILENCE_PEAK:
+        raise SilentAudioError(path, "audio is silent")
 
 
 def save_audio(path: str | Path, wav: torch.Tensor | np.ndarray, sample_rate: int, subtype: str | None = None) -> Path:

@@ -1,21 +1,58 @@
-"""Argument types shared by the command modules."""
+"""Argument types shared by the command modules: numbers bounded by `audiolm.limits`.
+
+A value out of range raises `AudiolmError` while the arguments are parsed, so `main` prints one line such as
+`audiolm: error: --seconds: must be at most 600 (got 1e+09)` and exits with status 1 before any work starts.
+"""
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Callable
+
+from audiolm.limits import MAX_AUDIO_FILE_BYTES, MAX_SEED, check_count, check_file_bytes, check_number
 
 
-def count(value: str) -> int:
-    """An integer of at least 1 (workers, shard sizes)."""
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
+def number(flag: str, low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
+    """A finite float in [low, high] ((low, high] with `above_low`) for the option `flag`."""
+
+    def parse(text: str) -> float:
+        try:
+            value: float | str = float(text)
+        except ValueError:
+            value = text  # refused below as "must be a number"
+        return check_number(flag, value, low, high, above_low=above_low)
+
+    return parse
 
 
-def positive(value: str) -> float:
-    """A float above 0 (seconds, hours)."""
-    x = float(value)
-    if not x > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return x
+def seconds(flag: str, high: float) -> Callable[[str], float]:
+    """A duration above 0 and at most `high` seconds (or hours) for the option `flag`."""
+    return number(flag, 0.0, high, above_low=True)
+
+
+def whole(flag: str, low: int, high: int) -> Callable[[str], int]:
+    """A whole number in [low, high] for the option `flag`; `1e3` counts as 1000."""
+
+    def parse(text: str) -> int:
+        try:
+            value: int | float | str = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                value = text
+        return check_count(flag, value, low, high)
+
+    return parse
+
+
+seed = whole("--seed", 0, MAX_SEED)
+
+
+def check_audio_files(paths: list, max_seconds: float) -> None:
+    """Refuse audio files a command reads whole that are over MAX_AUDIO_FILE_BYTES on disk or longer than `max_seconds`
+    (from the header), all of them before any is decoded; a missing or unreadable file fails here too."""
+    from audiolm.audio.io import check_duration
+
+    for path in paths:
+        check_file_bytes(path, MAX_AUDIO_FILE_BYTES)
+        check_duration(path, max_seconds)

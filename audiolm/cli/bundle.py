@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audiolm.cli.args import positive
+from audiolm import limits
+from audiolm.cli.args import seconds, seed, whole
 
 
 def cmd_recipe(args: argparse.Namespace) -> None:
@@ -65,12 +66,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", choices=("speech", "piano"), default="speech")
     p.add_argument("--split", default="test")
     p.add_argument("-o", "--output", required=True, help="report folder: report.md, results.json, PNGs, examples/")
-    p.add_argument("--prompts", type=int, default=16, help="prompts to continue (per system)")
-    p.add_argument("--prompt-seconds", type=positive, default=3.0)
-    p.add_argument("--seconds", type=positive, default=4.0, help="seconds of continuation")
-    p.add_argument("--resynth", type=int, default=16, help="utterances for WER and codec metrics")
-    p.add_argument("--pairs", type=int, default=40, help="minimal pairs of each kind")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompts", type=whole("--prompts", 1, limits.MAX_EVAL_ITEMS), default=16, help="prompts to continue (per system)")
+    p.add_argument("--prompt-seconds", type=seconds("--prompt-seconds", limits.MAX_PROMPT_SECONDS), default=3.0)
+    p.add_argument("--seconds", type=seconds("--seconds", limits.MAX_GENERATE_SECONDS), default=4.0, help="seconds of continuation")
+    p.add_argument("--resynth", type=whole("--resynth", 1, limits.MAX_EVAL_ITEMS), default=16, help="utterances for WER and codec metrics")
+    p.add_argument("--pairs", type=whole("--pairs", 1, limits.MAX_EVAL_ITEMS), default=40, help="minimal pairs of each kind")
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)
     p = commands.add_parser("bundle", help="assemble a model bundle (tokenizer, codec, stage LMs) for continue / generate / resynth")
@@ -83,7 +84,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--acoustic-lm", help="the acoustic-only coarse LM (optional)")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     p.add_argument("--prompts-from", metavar="MANIFEST", help="also cut 3 s prompts of held-out speakers into prompts/")
-    p.add_argument("--prompt-count", type=int, default=4)
-    p.add_argument("--prompt-seconds", type=positive, default=3.0)
+    p.add_argument("--prompt-count", type=whole("--prompt-count", 1, limits.MAX_BUNDLE_PROMPTS), default=4)
+    p.add_argument("--prompt-seconds", type=seconds("--prompt-seconds", limits.MAX_PROMPT_SECONDS), default=3.0)
     p.add_argument("--prompt-splits", nargs="+", default=["test"])
     p.set_defaults(func=cmd_bundle)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audiolm.errors import AudiolmError
+from audiolm import limits
+from audiolm.cli.args import check_audio_files, number, whole
+from audiolm.errors import AudiolmError, FileError
 
 
 def cmd_codec_train(args: argparse.Namespace) -> None:
@@ -45,6 +47,7 @@ def cmd_codec_encode(args: argparse.Namespace) -> None:
     from audiolm.codec.model import Codec
 
     codec = Codec.load(args.model)
+    check_audio_files([args.input], limits.MAX_ENCODE_SECONDS)  # encoded in one pass
     wav = load_audio(args.input, codec.sample_rate, allow_silent=True)
     n = _codebooks(args, codec)
     with torch.inference_mode():
@@ -60,8 +63,12 @@ def cmd_codec_decode(args: argparse.Namespace) -> None:
     from audiolm.codec.codes_file import load_codes
     from audiolm.codec.model import Codec
 
-    codec = Codec.load(args.model)
+    limits.check_file_bytes(args.input, limits.MAX_CODES_FILE_BYTES)
     stored = load_codes(args.input)
+    if stored.num_samples > limits.MAX_ENCODE_SECONDS * stored.sample_rate:  # decoded in one pass
+        raise FileError(args.input, f"holds {stored.num_samples / stored.sample_rate:.0f} s of audio; decode reads at most "
+                                    f"{limits.MAX_ENCODE_SECONDS:g} s")
+    codec = Codec.load(args.model)
     stored.check(codec, args.input)
     n = _codebooks(args, codec) or stored.num_codebooks
     if n > stored.num_codebooks:
@@ -79,7 +86,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
     p.add_argument("--manifest", help="training manifest with train/valid splits")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
-    p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    p.add_argument("--stop-after", type=whole("--stop-after", 1, limits.MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
     p.set_defaults(func=cmd_codec_train)
@@ -93,6 +100,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         p.add_argument("input")
         p.add_argument("-o", "--output", required=True)
         p.add_argument("--model", required=True, help="codec folder (model.safetensors + config.json)")
-        p.add_argument("--num-codebooks", type=int, help="levels to use (default all)")
-        p.add_argument("--bitrate", type=float, metavar="KBPS", help="the most levels within this bitrate")
+        p.add_argument("--num-codebooks", type=whole("--num-codebooks", 1, limits.MAX_CODEBOOKS), help="levels to use (default all)")
+        p.add_argument("--bitrate", type=number("--bitrate", 0.0, limits.MAX_BITRATE_KBPS, above_low=True), metavar="KBPS",
+                       help="the most levels within this bitrate")
         p.set_defaults(func=cmd_codec_encode if action == "encode" else cmd_codec_decode)

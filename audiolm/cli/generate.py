@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 
-from audiolm.cli.args import positive
+from audiolm import limits
+from audiolm.cli.args import check_audio_files, number, seconds, seed, whole
 
 
-def _sampling(args: argparse.Namespace):
+def _sampling(args: argparse.Namespace, audiolm):
     from audiolm.generation.pipeline import StageSampling
     from audiolm.generation.sampling import Sampling
 
+    vocabularies = audiolm.vocabularies
+    limits.check_count("--top-k", args.top_k, 0, max(vocabularies.values()))
     sampling = StageSampling()
     for stage in ("semantic", "coarse", "fine"):
         temperature = getattr(args, f"{stage}_temperature")
         if temperature is None:
             temperature = getattr(sampling, stage).temperature  # AudioLM's default for the stage
-        setattr(sampling, stage, Sampling(temperature=temperature, top_k=args.top_k, top_p=args.top_p))
+        top_k = min(args.top_k, vocabularies[stage])  # top-k at or above a stage's vocabulary keeps every id
+        setattr(sampling, stage, Sampling(temperature=temperature, top_k=top_k, top_p=args.top_p))
     return sampling
 
 
@@ -46,22 +50,27 @@ def cmd_continue(args: argparse.Namespace) -> None:
     from audiolm.audio.io import load_audio
 
     audiolm = _bundle(args)
-    prompt = load_audio(args.prompt, audiolm.sample_rate, duration=args.prompt_seconds, allow_silent=False)[None]  # [1, 1, L]
-    out = audiolm.continue_audio(prompt, args.seconds, args.seed, _sampling(args), acoustic_only=args.acoustic_only)
+    sampling = _sampling(args, audiolm)
+    prompt = load_audio(args.prompt, audiolm.sample_rate, duration=args.prompt_seconds, min_seconds=limits.MIN_PROMPT_SECONDS,
+                        allow_silent=False)[None]  # [1, 1, L]
+    out = audiolm.continue_audio(prompt, args.seconds, args.seed, sampling, acoustic_only=args.acoustic_only)
     _write_generation(args, out, prompt[0])
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    out = _bundle(args).generate(args.seconds, args.seed, _sampling(args))
+    audiolm = _bundle(args)
+    out = audiolm.generate(args.seconds, args.seed, _sampling(args, audiolm))
     _write_generation(args, out)
 
 
 def cmd_resynth(args: argparse.Namespace) -> None:
     from audiolm.audio.io import load_audio
 
+    check_audio_files([args.input], limits.MAX_GENERATE_SECONDS)  # read whole: refused from the header when too long
     audiolm = _bundle(args)
+    sampling = _sampling(args, audiolm)
     wav = load_audio(args.input, audiolm.sample_rate, allow_silent=False)[None]  # silence has no speech to resynthesize
-    out = audiolm.resynthesize(wav, args.seed, _sampling(args))
+    out = audiolm.resynthesize(wav, args.seed, sampling)
     _write_generation(args, out, wav[0])
 
 
@@ -72,19 +81,24 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         p = commands.add_parser(name, help=helptext)
         if name == "continue":
             p.add_argument("prompt", help="prompt audio (the first --prompt-seconds are used)")
-            p.add_argument("--prompt-seconds", type=positive, default=3.0)
+            p.add_argument("--prompt-seconds", type=seconds("--prompt-seconds", limits.MAX_PROMPT_SECONDS), default=3.0,
+                           help=f"seconds of the prompt file to use (at most {limits.MAX_PROMPT_SECONDS:g})")
             p.add_argument("--acoustic-only", action="store_true", help="the baseline: coarse LM without semantic tokens")
         if name == "resynth":
             p.add_argument("input")
         if name != "resynth":
-            p.add_argument("--seconds", type=positive, default=7.0 if name == "continue" else 10.0, help="seconds of new audio")
+            p.add_argument("--seconds", type=seconds("--seconds", limits.MAX_GENERATE_SECONDS), default=7.0 if name == "continue" else 10.0,
+                           help=f"seconds of new audio (at most {limits.MAX_GENERATE_SECONDS:g})")
         p.add_argument("-o", "--output", required=True, help="wav file")
         p.add_argument("--models", default="speech",
                        help="model bundle folder, or `speech` (the default) / `piano`: the bundled models")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=seed, default=0)
         for stage in ("semantic", "coarse", "fine"):
-            p.add_argument(f"--{stage}-temperature", type=float, help="sampling temperature (0: greedy)")
-        p.add_argument("--top-k", type=int, default=0)
-        p.add_argument("--top-p", type=float, default=1.0)
+            p.add_argument(f"--{stage}-temperature", type=number(f"--{stage}-temperature", 0.0, limits.MAX_TEMPERATURE),
+                           help=f"sampling temperature (0: greedy; at most {limits.MAX_TEMPERATURE:g})")
+        p.add_argument("--top-k", type=whole("--top-k", 0, limits.MAX_TOP_K), default=0,
+                       help="sample from the k likeliest ids (0: all; at most the bundle's vocabulary)")
+        p.add_argument("--top-p", type=number("--top-p", 0.0, 1.0, above_low=True), default=1.0,
+                       help="sample from the likeliest ids holding this probability (1: all)")
         p.add_argument("--plot", metavar="PNG", help="also draw spectrograms of the prompt and the result")
         p.set_defaults(func={"continue": cmd_continue, "generate": cmd_generate, "resynth": cmd_resynth}[name])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audiolm.cli.args import count
+from audiolm import limits
+from audiolm.cli.args import whole
 
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
@@ -41,9 +42,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="shards folder: shard_*.safetensors + shard_*.json, index.json")
     p.add_argument("--semantic", required=True, help="semantic tokenizer folder")
     p.add_argument("--codec", required=True, help="codec folder (model.safetensors + config.json)")
-    p.add_argument("--num-codebooks", type=int, help="codec levels to store (default all)")
-    p.add_argument("--shard-size", type=count, default=256, help="utterances per shard")
-    p.add_argument("--workers", type=count, default=1, help="processes, one thread each")
+    p.add_argument("--num-codebooks", type=whole("--num-codebooks", 1, limits.MAX_CODEBOOKS), help="codec levels to store (default all)")
+    p.add_argument("--shard-size", type=whole("--shard-size", 1, limits.MAX_SHARD_SIZE), default=256, help="utterances per shard")
+    p.add_argument("--workers", type=whole("--workers", 1, limits.MAX_WORKERS), default=1, help="processes, one thread each")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tokenize)
     lm = commands.add_parser("lm", help="train the three stage language models on token shards").add_subparsers(dest="action",
@@ -54,7 +55,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", help="token shards from `audiolm tokenize`")
     p.add_argument("--acoustic-only", action="store_true", help="coarse stage without semantic tokens (the baseline)")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
-    p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    p.add_argument("--stop-after", type=whole("--stop-after", 1, limits.MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
     p.set_defaults(func=cmd_lm_train)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from audiolm import limits
+from audiolm.cli.args import check_audio_files, seconds, seed, whole
 from audiolm.errors import AudiolmError
 
 
@@ -26,6 +28,8 @@ def cmd_semantic_fit_kmeans(args: argparse.Namespace) -> None:
 
     from audiolm.semantic.tokenizer import fit_from_manifest
 
+    if args.k > args.max_frames:
+        raise AudiolmError(f"-k: must be at most --max-frames, {args.max_frames} (got {args.k}): each cluster needs a frame")
     tokenizer = fit_from_manifest(args.encoder, args.layer, args.k, args.manifest, args.split or None, args.max_hours, args.max_frames,
                                   seed=args.seed, progress=not args.quiet, interleave=args.interleave)
     tokenizer.save(args.output, dtype=torch.float16 if args.fp16 else None)
@@ -38,6 +42,7 @@ def cmd_semantic_tokenize(args: argparse.Namespace) -> None:
     from audiolm.semantic.tokenizer import SemanticTokenizer, remove_repeats
 
     tokenizer = SemanticTokenizer.load(args.tokenizer)
+    check_audio_files(args.files, limits.MAX_ENCODE_SECONDS)  # each is tokenized in one pass
     records = []
     for path in args.files:
         ids = tokenizer(load_audio(path, tokenizer.sample_rate, allow_silent=True)[None])[0]
@@ -99,21 +104,22 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", help="training manifest with train/valid splits")
     p.add_argument("--targets", help="tokenizer folder giving the targets (fit-kmeans on mfcc-25hz, or on the previous encoder)")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
-    p.add_argument("--stop-after", type=int, help="stop after this many steps (resume later)")
+    p.add_argument("--stop-after", type=whole("--stop-after", 1, limits.MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
     p.set_defaults(func=cmd_semantic_train)
     p = semantic.add_parser("fit-kmeans", help="fit a tokenizer: one encoder layer, standardised, k-means")
     p.add_argument("--encoder", required=True, help="mfcc, mfcc-25hz, an encoder folder or training run, or a Hugging Face model folder")
-    p.add_argument("--layer", type=int, default=0, help="0 = input to the first block, i = output of block i")
-    p.add_argument("-k", type=int, default=1024, help="number of clusters")
+    p.add_argument("--layer", type=whole("--layer", 0, limits.MAX_ENCODER_LAYER), default=0,
+                   help="0 = input to the first block, i = output of block i")
+    p.add_argument("-k", type=whole("-k", 2, limits.MAX_KMEANS_K), default=1024, help="number of clusters")
     p.add_argument("--manifest", required=True)
     p.add_argument("--split", default="train", help="manifest split to fit on ('' for all)")
-    p.add_argument("--max-hours", type=float)
-    p.add_argument("--max-frames", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-hours", type=seconds("--max-hours", limits.MAX_KMEANS_HOURS), help="audio to load (default: the whole split)")
+    p.add_argument("--max-frames", type=whole("--max-frames", 1, limits.MAX_KMEANS_FRAMES), default=200_000)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--fp16", action="store_true", help="store the encoder weights as float16")
-    p.add_argument("--interleave", type=int, default=1,
+    p.add_argument("--interleave", type=whole("--interleave", 1, limits.MAX_INTERLEAVE), default=1,
                    help="frames at this multiple of the encoder's rate (2: a 25 Hz encoder run on two shifted copies gives 50 Hz)")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quiet", action="store_true")

@@ -8,6 +8,7 @@ would mean something else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,11 +77,14 @@ def load_codes(path: str | Path) -> CodesFile:
             metadata = f.metadata() or {}
             if metadata.get("format") != FORMAT:
                 raise FileError(path, "is not an audiolm codes file")
-            if int(metadata.get("version", "0")) > VERSION:
-                raise FileError(path, f"has codes format version {metadata['version']}; this audiolm reads up to {VERSION}")
+            version = int(metadata.get("version", "0"))
+            if version > VERSION:
+                raise FileError(path, f"has codes format version {version}; this audiolm reads up to {VERSION}")
             codes = f.get_tensor("codes")
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise FileError(path, f"corrupt or unreadable codes file ({' '.join(str(error).split())[:120]})") from None
+    if codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool:
+        raise FileError(path, f"codes must be integers, found {codes.dtype}")
     try:
         result = CodesFile(
             codes=codes.to(torch.int64), sample_rate=int(metadata["sample_rate"]), num_samples=int(metadata["num_samples"]),
@@ -91,6 +95,10 @@ def load_codes(path: str | Path) -> CodesFile:
         raise FileError(path, f"codes file metadata is incomplete ({error})") from None
     if result.codes.dim() != 2:
         raise FileError(path, f"codes must be [K, T], found shape {tuple(result.codes.shape)}")
-    if result.codes.numel() and int(result.codes.max()) >= result.codebook_size:
-        raise FileError(path, "holds codes beyond its codebook size")
+    if (result.sample_rate < 1 or result.num_samples < 0 or result.codebook_size < 1
+            or not (math.isfinite(result.frame_rate) and result.frame_rate > 0)):
+        raise FileError(path, f"codes file metadata is out of range (sample_rate {result.sample_rate}, num_samples {result.num_samples}, "
+                              f"codebook_size {result.codebook_size}, frame_rate {result.frame_rate})")
+    if result.codes.numel() and not 0 <= int(result.codes.min()) <= int(result.codes.max()) < result.codebook_size:
+        raise FileError(path, f"holds codes outside its codebook (0..{result.codebook_size - 1})")
     return result

@@ -31,7 +31,7 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import load_module, save_module
+from audiolm.formats.tensors import build_module, load_module, save_module
 from audiolm.quantization import ResidualVQ
 
 TRAINING_ONLY = ("embed_sum", "cluster_size")  # EMA statistics of the codebooks: not needed to encode or decode
@@ -211,6 +211,6 @@ class Codec(nn.Module):
         if config_data.pop("kind", "codec") != "codec":
             raise FileError(folder / "config.json", "is not a codec config")
         config = from_dict(CodecConfig, config_data, str(folder / "config.json"))
-        codec = cls(config).for_inference()
+        codec = build_module(lambda: cls(config).for_inference(), folder / "model.safetensors", folder / "config.json")
         load_module(codec, folder / "model.safetensors", optional=TRAINING_ONLY)
         return codec.to(device)

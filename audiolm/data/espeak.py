@@ -17,6 +17,7 @@ AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_PHONEME_EVENTS = 0x0001
 INITIALIZE_PHONEME_IPA = 0x0002
 INITIALIZE_DONT_EXIT = 0x8000
+PHONEMES_IPA = 0x02
 EVENT_LIST_TERMINATED = 0
 EVENT_PHONEME = 7
 CHARS_UTF8 = 1
@@ -74,6 +75,8 @@ class Espeak:
             ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
 
     def _on_synth(self, wav, num_samples, events) -> int:
         if num_samples > 0:
@@ -106,6 +109,21 @@ class Espeak:
         wav = pcm.astype(np.float32) / 32768.0
         duration = len(wav) / self.sample_rate
         return EspeakResult(wav, self.sample_rate, _contiguous_phones(self._events, duration))
+
+
+    def phonemize(self, text: str, voice: str = "en-us") -> str:
+        """The IPA that `voice` would speak for `text`, as `espeak-ng -q --ipa` prints it (clauses joined by spaces,
+        no punctuation; stress marks and length marks kept)."""
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {voice!r}")
+        data = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+        pointer = ctypes.c_void_p(ctypes.addressof(data))  # the library moves it clause by clause, to NULL at the end
+        clauses = []
+        while pointer.value:
+            clause = self._lib.espeak_TextToPhonemes(ctypes.byref(pointer), CHARS_UTF8, PHONEMES_IPA)
+            if clause:
+                clauses.append(clause.decode("utf-8", "replace"))
+        return " ".join(" ".join(clauses).split())
 
 
 def _contiguous_phones(events: list[tuple[str, int]], duration: float) -> list[tuple[str, float, float]]:

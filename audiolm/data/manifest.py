@@ -3,7 +3,8 @@
 `scan_folder` builds one for any folder of audio, reading the transcripts and speaker ids of the
 LibriSpeech layout (speaker/chapter/speaker-chapter-utt.flac beside speaker-chapter.trans.txt), of
 Libri-Light (a .json beside each file naming its speaker) and of our synthetic corpora (a .json beside
-each file with speaker, text and phones). Unreadable files are listed and counted, never fatal.
+each file with speaker, text and phones). Every sample is read (in worker processes, a block at a time)
+unless `header_only`; unreadable, empty, NaN / infinite and silent files are listed and counted, never fatal.
 Corpora that lhotse has recipes for, and lhotse manifests, convert both ways (`lhotse_interop`).
 Paths are stored relative to the manifest's folder where possible, so a corpus folder can move.
 """
@@ -11,17 +12,20 @@ Paths are stored relative to the manifest's folder where possible, so a corpus f
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import re
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
-from audiolm.audio.io import AudioError, audio_info
+from audiolm.audio.io import AudioError, audio_info, check_audio
 from audiolm.errors import FileError
 from audiolm.formats.atomic import write_jsonl
 
@@ -72,18 +76,34 @@ def read_manifest(path: str | Path) -> list[Entry]:
     if not path.is_file():
         raise FileError(path, "no such manifest file")
     entries = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise TypeError(f"a JSON {type(record).__name__}, not an object")
-                entries.append(Entry.from_dict(record))
-            except (json.JSONDecodeError, TypeError) as error:
+                entries.append(_entry(json.loads(line.decode("utf-8"))))
+            except (ValueError, TypeError, RecursionError) as error:  # bad UTF-8 or JSON (a half-written line), wrong fields
                 raise FileError(path, f"line {number} is not a manifest entry ({error})") from None
     return entries
+
+
+def _entry(record: object) -> Entry:
+    """A manifest line's JSON as an `Entry`, its fields checked; TypeError / ValueError saying what is wrong."""
+    if not isinstance(record, dict):
+        raise TypeError(f"a JSON {type(record).__name__}, not an object")
+    entry = Entry.from_dict(record)  # TypeError for a missing field
+    if not isinstance(entry.id, str) or not isinstance(entry.path, str):
+        raise TypeError("id and path must be strings")
+    if any(v is not None and not isinstance(v, str) for v in (entry.speaker, entry.text, entry.split)):
+        raise TypeError("speaker, text and split must be strings")
+    if entry.phones is not None and not isinstance(entry.phones, list):
+        raise TypeError("phones must be a list")
+    if type(entry.duration) not in (int, float) or not math.isfinite(entry.duration) or entry.duration < 0:
+        raise ValueError(f"duration must be a number of seconds, got {entry.duration!r}")
+    if any(type(v) is not int or v < 1 for v in (entry.sample_rate, entry.num_channels)):
+        raise ValueError(f"sample_rate and num_channels must be positive integers, got {entry.sample_rate!r}, {entry.num_channels!r}")
+    entry.duration = float(entry.duration)
+    return entry
 
 
 def write_manifest(path: str | Path, entries: Iterable[Entry]) -> int:
@@ -102,16 +122,30 @@ def write_manifest(path: str | Path, entries: Iterable[Entry]) -> int:
     return write_jsonl(path, records)
 
 
-def scan_folder(root: str | Path, workers: int = 8, progress: bool = True) -> ScanResult:
-    """Find every audio file under `root` and read its header, transcript and speaker where known."""
+def scan_folder(root: str | Path, workers: int = 8, progress: bool = True, header_only: bool = False) -> ScanResult:
+    """Find every audio file under `root` and read its samples, transcript and speaker where known.
+
+    Files that are unreadable, empty, hold NaN or infinite samples or are silent become failures
+    (the checks of `check_audio`, a block at a time in `workers` processes). `header_only` reads
+    headers only: much faster, but NaN, infinite, silent and truncated files then pass.
+    """
     root = Path(root)
-    if not root.is_dir():
+    if not root.exists():
         raise FileError(root, "no such folder")
+    if not root.is_dir():
+        raise FileError(root, "is a file, not a folder")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and not p.name.startswith("."))
     transcripts = _librispeech_transcripts(root)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(tqdm(pool.map(lambda p: _describe(p, root, transcripts), files), total=len(files),
-                            desc="scan", unit="file", disable=not progress))
+    texts = [transcripts.get(p.stem) for p in files]
+    describe = partial(_describe, root=root, header_only=header_only)
+    workers = max(1, min(workers, len(files)))
+    try:
+        with ProcessPoolExecutor(workers) as pool:
+            chunksize = max(1, min(32, len(files) // (4 * workers)))
+            results = list(tqdm(pool.map(describe, files, texts, chunksize=chunksize), total=len(files),
+                                desc="scan", unit="file", disable=not progress or not files))
+    except BrokenProcessPool:
+        raise FileError(root, "a scan worker process died (a file that crashes the decoder?)") from None
     entries = [r for r in results if isinstance(r, Entry)]
     failures = [r for r in results if isinstance(r, tuple)]
     return ScanResult(entries, failures)
@@ -127,9 +161,10 @@ def _librispeech_transcripts(root: Path) -> dict[str, str]:
     return texts
 
 
-def _describe(path: Path, root: Path, transcripts: dict[str, str]) -> Entry | tuple[str, str]:
+def _describe(path: Path, text: str | None, root: Path, header_only: bool) -> Entry | tuple[str, str]:
+    """The file's entry, or (path, problem) when it fails the checks; runs in a worker process."""
     try:
-        info = audio_info(path)
+        info = audio_info(path) if header_only else check_audio(path)
     except AudioError as error:
         return str(path), error.problem
     if info.num_frames == 0:
@@ -142,7 +177,7 @@ def _describe(path: Path, root: Path, transcripts: dict[str, str]) -> Entry | tu
     librispeech = _LIBRISPEECH_ID.match(path.stem)
     entry.speaker = str(meta["speaker"]) if meta.get("speaker") is not None else (
         librispeech.group(1) if librispeech else (relative.parts[0] if len(relative.parts) > 1 else None))
-    entry.text = meta.get("text") or transcripts.get(path.stem)
+    entry.text = meta.get("text") or text
     entry.phones = meta.get("phones")
     entry.id = str(meta.get("id", entry.id))
     entry.extra = {k: meta[k] for k in SIDECAR_EXTRAS if k in meta}

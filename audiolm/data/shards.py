@@ -17,7 +17,8 @@ holds the same entries. Each shard is two files, each written atomically, the JS
 `index.json`, written once every shard is complete, holds the format and version, the tokenizer's and the
 codec's identity (fingerprints, vocabularies, frame rates), the sample rate, totals and the shard list.
 
-A re-run skips complete shards and writes the same bytes, so an interrupted run resumes where it stopped;
+A re-run skips complete shards and writes the same bytes, so an interrupted (even killed) run resumes where it
+stopped, after removing the temporary files the kill left;
 a folder holding tokens of another tokenizer, codec, number of levels, shard size or manifest is refused.
 Audio that cannot be loaded is skipped and listed, never fatal. Each utterance is tokenized alone
 (batch 1), so tokens do not depend on batching; bit-exact reruns assume the same torch thread count.
@@ -31,11 +32,12 @@ initialised, all ranks meet at a barrier and rank 0 writes it). Writers of the i
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import Empty
 
@@ -232,6 +234,14 @@ def _claim(output_dir: Path, identity: dict, chunks: list[list[Entry]]) -> dict[
     return done
 
 
+def _remove_temporaries(output_dir: Path, patterns: list[str]) -> None:
+    """Remove the temporaries a killed run left (atomic writes' `.<stem>.*.tmp*`, safetensors' own `.tmp*`) that
+    match `patterns`; the caller knows that no other process writes them now."""
+    for pattern in patterns:
+        for path in output_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def _write_index(output_dir: Path, identity: dict, sidecars: list[dict]) -> dict:
     utterances = sum(len(s["utterances"]) for s in sidecars)
     seconds = sum(r["duration"] for s in sidecars for r in s["utterances"])
@@ -272,6 +282,9 @@ def tokenize_corpus(manifest: str | Path, tokenizer_dir: str | Path, codec_dir: 
     done = _claim(output_dir, identity, chunks)
     rank, world = _rank_world()
     pending = [i for i in range(len(chunks)) if i % world == rank and i not in done]
+    # this rank alone writes its shards; nobody writes the index while shards are pending or when alone
+    stems = [shard_name(i) for i in pending] + (["index"] if world == 1 or pending else [])
+    _remove_temporaries(output_dir, [f".{stem}.*.tmp*" for stem in stems])
     root = manifest.resolve().parent
     bar = tqdm(total=sum(len(chunks[i]) for i in pending), unit="utt", desc=f"tokenize {manifest.name}", disable=not progress)
     if workers == 1 or len(pending) <= 1:
@@ -317,6 +330,8 @@ def _finish(output_dir: Path, identity: dict, count: int, done: dict[int, dict],
             done[i] = sidecar
     sidecars = [done[i] for i in sorted(done)]
     complete = len(sidecars) == count
+    if complete:  # no shard is being written any more: the `.tmp*` files safetensors writes through, left by a kill, can go
+        _remove_temporaries(output_dir, [".tmp*"])
     if complete and (not distributed or torch.distributed.get_rank() == 0):
         _write_index(output_dir, identity, sidecars)
     if distributed:
@@ -325,6 +340,30 @@ def _finish(output_dir: Path, identity: dict, count: int, done: dict[int, dict],
     return {"utterances": sum(len(s["utterances"]) for s in sidecars), "hours": seconds / 3600,
             "skipped": sum(len(s["skipped"]) for s in sidecars), "shards": count, "tokenized": tokenized,
             "complete": complete, "index": str(output_dir / INDEX) if complete else None}
+
+
+def _count(value: object) -> int:
+    """A non-negative JSON integer (a bool is not one); else ValueError."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"expected a count, got {value!r}")
+    return value
+
+
+def _seconds(value: object) -> float:
+    """A finite non-negative JSON number (durations, frame rates); else ValueError."""
+    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a finite non-negative number, got {value!r}")
+    return float(value)
+
+
+def _utterance(record: dict, shard: int) -> Utterance:
+    """A shard sidecar's record as an `Utterance`; TypeError / ValueError for a malformed one."""
+    u = Utterance(shard=shard, **record)
+    if not isinstance(u.id, str) or any(v is not None and not isinstance(v, str) for v in (u.speaker, u.split)):
+        raise TypeError(f"utterance {u.id!r}: id, speaker and split must be strings")
+    for count in (u.semantic_offset, u.semantic_length, u.codes_offset, u.codes_length):
+        _count(count)
+    return replace(u, duration=_seconds(u.duration))
 
 
 class TokenShards:
@@ -341,22 +380,27 @@ class TokenShards:
         self.index = read_json(index_path)
         if self.index.get("format") != FORMAT:
             raise FileError(index_path, "is not a token shards index")
-        if int(self.index.get("version", 0)) > VERSION:
-            raise FileError(index_path, f"has token shards format version {self.index['version']}; this audiolm reads up to {VERSION}")
+        version = self.index.get("version", 0)
+        if type(version) is not int:
+            raise FileError(index_path, f"has a format version that is not an integer ({version!r})")
+        if version > VERSION:
+            raise FileError(index_path, f"has token shards format version {version}; this audiolm reads up to {VERSION}")
         try:
             identity = self.index["identity"]
             self.tokenizer_fingerprint: str = identity["tokenizer"]["fingerprint"]
-            self.semantic_vocab: int = int(identity["tokenizer"]["codebook_size"])
-            self.semantic_frame_rate: float = float(identity["tokenizer"]["frame_rate"])
+            self.semantic_vocab: int = _count(identity["tokenizer"]["codebook_size"])
+            self.semantic_frame_rate: float = _seconds(identity["tokenizer"]["frame_rate"])
             self.codec_config_hash: str = identity["codec"]["config_hash"]
             self.codebook_fingerprint: str = identity["codec"]["codebook_fingerprint"]
-            self.num_codebooks: int = int(identity["codec"]["num_codebooks"])
-            self.codebook_size: int = int(identity["codec"]["codebook_size"])
-            self.acoustic_frame_rate: float = float(identity["codec"]["frame_rate"])
-            self.sample_rate: int = int(identity["sample_rate"])
+            self.num_codebooks: int = _count(identity["codec"]["num_codebooks"])
+            self.codebook_size: int = _count(identity["codec"]["codebook_size"])
+            self.acoustic_frame_rate: float = _seconds(identity["codec"]["frame_rate"])
+            self.sample_rate: int = _count(identity["sample_rate"])
             names = [shard["name"] for shard in self.index["shards"]]
+            if not all(isinstance(name, str) for name in names):
+                raise TypeError("shard names must be strings")
         except (KeyError, TypeError, ValueError) as error:
-            raise FileError(index_path, f"index is incomplete ({error})") from None
+            raise FileError(index_path, f"index is incomplete or malformed ({error})") from None
         self.utterances: list[Utterance] = []
         self._semantic: list[torch.Tensor] = []  # per shard [N_s] uint16
         self._codes: list[torch.Tensor] = []  # per shard [K, N_a] uint16
@@ -371,10 +415,10 @@ class TokenShards:
         tensors = load_tensors(tensors_path)
         semantic, codes = tensors.get("semantic"), tensors.get("codes")
         try:
-            records = [Utterance(shard=number, **r) for r in sidecar["utterances"]]
-            frames = (int(sidecar["semantic_frames"]), int(sidecar["codes_frames"]))
-        except (KeyError, TypeError) as error:
-            raise FileError(json_path, f"shard description is incomplete ({error})") from None
+            records = [_utterance(r, number) for r in sidecar["utterances"]]
+            frames = (_count(sidecar["semantic_frames"]), _count(sidecar["codes_frames"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise FileError(json_path, f"shard description is incomplete or malformed ({error})") from None
         if (semantic is None or codes is None or semantic.dtype != torch.uint16 or codes.dtype != torch.uint16
                 or semantic.shape != (frames[0],) or codes.shape != (self.num_codebooks, frames[1])):
             raise FileError(tensors_path, f"tensors do not match {json_path.name} (want uint16 semantic [{frames[0]}] "

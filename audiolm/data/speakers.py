@@ -3,9 +3,11 @@
 A speaker is an engine voice plus a pitch (and a speaking rate and a "room" derived from its id):
 - espeak-ng: 8 English accents ("en" is British English) x ~97 voice variants x 3 pitches;
 - flite: 4 voices (kal16, awb, rms, slt) x 5 pitch shifts;
-- festival: 3 voices (kal, ked, slt HTS) x 5 pitch shifts.
+- festival: 3 voices (kal, ked, slt HTS) x 5 pitch shifts;
+- kokoro (neural, when the `kokoro` extra is installed): 5 base voices x 64 mixtures of all five (audiolm.data.kokoro).
 Speakers that share a base voice (an espeak variant, a flite or festival voice) form a group; whole
 groups are held out for valid and test, so no held-out speaker shares a timbre with a training one.
+A corpus draws its speakers from the engines it names (by default espeak, flite and festival).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from audiolm.data import kokoro
+from audiolm.errors import AudiolmError
+
 ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 ESPEAK_VARIANTS_DIR = Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v")
 ESPEAK_SKIP_VARIANTS = {"Demonic", "whisper", "whisperf", "Mr serious"}
@@ -22,19 +27,24 @@ ESPEAK_PITCHES = (30, 50, 70)
 FLITE_VOICES = ("kal16", "awb", "rms", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 SHIFTS_SEMITONES = (-3, -1.5, 0, 1.5, 3)
-ENGINE_WEIGHTS = {"espeak": 0.8, "flite": 0.12, "festival": 0.08}
+KOKORO_MIXES = 64  # speakers per Kokoro base voice
+ENGINE_WEIGHTS = {"espeak": 0.8, "flite": 0.12, "festival": 0.08, "kokoro": 0.25}  # relative: only the engines chosen count
+ENGINES = tuple(ENGINE_WEIGHTS)
+DEFAULT_ENGINES = ("espeak", "flite", "festival")
 SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
 class Speaker:
-    engine: str  # "espeak" | "flite" | "festival"
-    voice: str  # espeak "en-us+m3", flite "slt", festival "kal_diphone"
-    pitch: float  # espeak: pitch 0-99; flite / festival: shift in semitones
+    engine: str  # "espeak" | "flite" | "festival" | "kokoro"
+    voice: str  # espeak "en-us+m3", flite "slt", festival "kal_diphone", kokoro "jf_alpha+07" (a mixture)
+    pitch: float  # espeak: pitch 0-99; flite / festival: shift in semitones; kokoro: 0 (the mixture sets the pitch)
 
     @property
     def id(self) -> str:
         voice = self.voice.replace("+", "-").replace("_", "-").replace(" ", "-").lower()
+        if self.engine == "kokoro":
+            return f"kokoro-{voice}"
         pitch = f"p{int(self.pitch)}" if self.engine == "espeak" else f"s{self.pitch:+g}"
         return f"{self.engine}-{voice}-{pitch}"
 
@@ -43,6 +53,11 @@ class Speaker:
         """The base voice: speakers of one group sound alike and are never split across train and test."""
         if self.engine == "espeak":
             return "espeak-" + (self.voice.split("+", 1)[1] if "+" in self.voice else "default")
+        if self.engine == "kokoro":
+            # The dominant base voice (weight 0.5-0.8). Kokoro has only five, and every mixture holds a little of
+            # each, so a held-out group is "mixtures led by a voice that training hears only as a minor ingredient
+            # (<= 0.5)": held out far less strictly than an espeak variant, and one group (1/5 of the timbres) each.
+            return "kokoro-" + self.voice.split("+", 1)[0]
         return f"{self.engine}-{self.voice}"
 
     def _unit(self, salt: str) -> float:
@@ -76,8 +91,13 @@ def espeak_variants() -> list[str]:
     return sorted(p.name for p in ESPEAK_VARIANTS_DIR.iterdir() if p.name not in ESPEAK_SKIP_VARIANTS)
 
 
-def speaker_inventory() -> list[Speaker]:
-    """Every speaker the installed engines can make."""
+def kokoro_voices() -> list[str]:
+    """The Kokoro mixtures, when its packages are installed."""
+    return [f"{base}+{k:02d}" for base in kokoro.BASE_VOICES for k in range(KOKORO_MIXES)] if kokoro.installed() else []
+
+
+def speaker_inventory(engines: tuple[str, ...] = ENGINES) -> list[Speaker]:
+    """Every speaker the installed `engines` can make."""
     speakers = [
         Speaker("espeak", f"{accent}+{variant}" if variant else accent, pitch)
         for accent in ESPEAK_ACCENTS
@@ -86,7 +106,9 @@ def speaker_inventory() -> list[Speaker]:
     ]
     speakers += [Speaker("flite", voice, shift) for voice in FLITE_VOICES for shift in SHIFTS_SEMITONES]
     speakers += [Speaker("festival", voice, shift) for voice in FESTIVAL_VOICES for shift in SHIFTS_SEMITONES]
-    return speakers
+    if "kokoro" in engines:
+        speakers += [Speaker("kokoro", voice, 0) for voice in kokoro_voices()]
+    return [s for s in speakers if s.engine in engines]
 
 
 def _split_groups(groups: list[str], rng: random.Random) -> dict[str, list[str]]:
@@ -98,12 +120,18 @@ def _split_groups(groups: list[str], rng: random.Random) -> dict[str, list[str]]
     return {"test": groups[:n_test], "valid": groups[n_test:n_test + n_valid], "train": groups[n_test + n_valid:]}
 
 
-def choose_speakers(num_speakers: int, num_valid: int, num_test: int, seed: int = 0) -> dict[str, list[Speaker]]:
-    """Pick speakers for each split from disjoint voice groups, engines mixed by `ENGINE_WEIGHTS`."""
+def choose_speakers(num_speakers: int, num_valid: int, num_test: int, seed: int = 0,
+                    engines: tuple[str, ...] = DEFAULT_ENGINES) -> dict[str, list[Speaker]]:
+    """Pick speakers of `engines` for each split from disjoint voice groups, engines mixed by `ENGINE_WEIGHTS`."""
     if num_speakers < 1 or num_valid < 0 or num_test < 0:
         raise ValueError("need at least one training speaker and non-negative valid / test counts")
+    unknown = set(engines) - set(ENGINES)
+    if unknown or not engines:
+        raise ValueError(f"engines must be some of {', '.join(ENGINES)}, got {', '.join(engines) or 'none'}")
     rng = random.Random(seed)
-    inventory = speaker_inventory()
+    inventory = speaker_inventory(tuple(engines))  # the engines in one order, so that a choice depends only on the set
+    if "kokoro" in engines and not any(s.engine == "kokoro" for s in inventory):
+        raise AudiolmError("the kokoro engine needs its packages: pip install -c constraints.txt -e '.[kokoro]'")
     by_engine: dict[str, list[Speaker]] = {}
     for speaker in inventory:
         by_engine.setdefault(speaker.engine, []).append(speaker)

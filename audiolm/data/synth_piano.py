@@ -4,11 +4,13 @@ Layout of a corpus folder:
     corpus.json                       settings
     audio/<clip>.wav                  16 kHz mono, at most `clip_seconds` long
     audio/<clip>.mid                  the notes of that clip, times relative to its start
-    audio/<clip>.json                 source piece, split, duration (written last: the commit marker)
+    audio/<clip>.json                 source piece, split, duration, the piece's number of clips (written after
+                                      every clip's audio and MIDI: the commit marker)
     manifest.jsonl                    every clip, and manifest.{train,valid,test}.jsonl
 Piece i is fixed by the seed (every third piece is generated, the others come from music21's corpus
 in a shuffled order); scores that fail to parse or render are skipped and counted. Clips of one piece
-share its split, so held-out music is never heard in training.
+share its split, so held-out music is never heard in training. The corpus is pieces 0..n-1, the fewest
+that hold `hours` of audio (`corpus.prefix`), so a killed build run again ends with the same clips.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tqdm import tqdm
 
 from audiolm.audio.dsp import normalize_loudness
 from audiolm.audio.io import save_audio
-from audiolm.data.corpus import claim_folder, existing_items, finish_corpus
+from audiolm.data.corpus import claim_folder, existing_items, finish_corpus, prefix
 from audiolm.errors import AudiolmError
 from audiolm.formats.atomic import atomic_path, write_json
 
@@ -195,7 +197,7 @@ def _run_piece(out_dir: str, index: int, config: PianoCorpusConfig, scores: list
     except Exception as error:  # music21 raises many kinds on scores it cannot handle
         return [], f"{source}: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
     split = split_of(source, config.held_out_fraction, config.seed)
-    durations = []
+    clips = []
     for k in range(config.max_clips_per_piece):
         start, end = k * config.clip_seconds, min((k + 1) * config.clip_seconds, length)
         if end - start < MIN_CLIP_SECONDS:
@@ -208,13 +210,13 @@ def _run_piece(out_dir: str, index: int, config: PianoCorpusConfig, scores: list
         save_audio(audio_dir / f"{clip}.wav", wav, config.sample_rate)
         with atomic_path(audio_dir / f"{clip}.mid") as tmp_mid:
             clip_midi(midi, start, end).write(str(tmp_mid))
-        duration = len(wav) / config.sample_rate
+        clips.append((clip, start, len(wav) / config.sample_rate))
+    for clip, start, duration in clips:  # the sidecars last: the piece is complete once every clip has its own
         write_json(audio_dir / f"{clip}.json", {
             "id": clip, "index": index, "source": source, "split": split, "duration": duration,
-            "midi": f"{clip}.mid", "clip_start": start,
+            "midi": f"{clip}.mid", "clip_start": start, "clips": len(clips),
         })
-        durations.append(duration)
-    return durations, None
+    return [duration for _, _, duration in clips], None
 
 
 def build_piano_corpus(out_dir: str | Path, config: PianoCorpusConfig, workers: int = 2, progress: bool = True) -> dict:
@@ -225,14 +227,15 @@ def build_piano_corpus(out_dir: str | Path, config: PianoCorpusConfig, workers: 
     done = existing_items(out_dir)
     # Pieces that were tried and skipped leave no files; remember them so a resume does not retry them.
     skipped_file = out_dir / "skipped.json"
-    skipped: dict[str, str] = json.loads(skipped_file.read_text()) if skipped_file.is_file() else {}
-    target, total = config.hours * 3600, sum(done.values())
+    skipped = {int(k): v for k, v in json.loads(skipped_file.read_text()).items()} if skipped_file.is_file() else {}
+    target = config.hours * 3600
+    n, total = prefix(done, skipped, target)
     bar = tqdm(total=round(target), initial=min(round(total), round(target)), unit="s audio", desc="synth-piano", disable=not progress)
-    pending = (i for i in range(10**9) if i not in done and str(i) not in skipped)
+    pending = (i for i in range(10**9) if i not in done and i not in skipped)  # in order: the gaps a kill left come first
     with ProcessPoolExecutor(workers) as pool:
         running: dict = {}
         while total < target or running:
-            per_piece = total / len(done) if done else config.clip_seconds * config.max_clips_per_piece / 2
+            per_piece = total / n if n else config.clip_seconds * config.max_clips_per_piece / 2
             while total + len(running) * per_piece < target and len(running) < 2 * workers:
                 index = next(pending)
                 running[pool.submit(_run_piece, str(out_dir), index, config, scores)] = index
@@ -241,12 +244,15 @@ def build_piano_corpus(out_dir: str | Path, config: PianoCorpusConfig, workers: 
                 index = running.pop(future)
                 durations, problem = future.result()
                 if problem:
-                    skipped[str(index)] = problem
-                    continue
-                done[index] = sum(durations)
-                total += done[index]
-                bar.update(min(round(total), bar.total) - bar.n)
+                    skipped[index] = problem
+                else:
+                    done[index] = sum(durations)
+            n, total = prefix(done, skipped, target, n, total)
+            bar.update(min(round(total), bar.total) - bar.n)
     bar.close()
-    write_json(skipped_file, skipped)
-    generated = sum(1 for i in done if piece_source(i, config, scores).startswith("generated"))
-    return finish_corpus(out_dir, pieces=len(done), skipped_pieces=len(skipped), generated_pieces=generated)
+    write_json(skipped_file, {str(k): v for k, v in sorted(skipped.items())})
+    pieces = range(n)
+    kept = [i for i in pieces if i in done]
+    generated = sum(1 for i in kept if piece_source(i, config, scores).startswith("generated"))
+    return finish_corpus(out_dir, pieces, pieces=len(kept), skipped_pieces=sum(1 for i in pieces if i in skipped),
+                         generated_pieces=generated)

@@ -6,8 +6,9 @@ Layout of a corpus folder:
     audio/<speaker>/<utt>.json        transcript, speaker, split, phone alignment (written after the wav)
     manifest.jsonl                    every utterance, and manifest.{train,valid,test}.jsonl
 Utterance i is fixed by the seed (its speaker, sentence, noise and room; espeak's output may differ
-by a few milliseconds between runs), so a re-run skips what exists and resumes; the corpus grows
-until it holds `hours` of audio. Valid and test speakers come from voice groups that training never sees.
+by a few milliseconds between runs), so a re-run skips what exists and resumes, even after a kill; the
+corpus is utterances 0..n-1, the fewest that hold `hours` of audio (`corpus.prefix`). Valid and test
+speakers come from voice groups that training never sees.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from tqdm import tqdm
 from audiolm.audio.augment import add_noise, add_reverb
 from audiolm.audio.dsp import normalize_loudness
 from audiolm.audio.io import save_audio
-from audiolm.data.corpus import claim_folder, existing_items, finish_corpus
-from audiolm.data.speakers import Speaker, choose_speakers, speaker_inventory
+from audiolm.data.corpus import claim_folder, existing_items, finish_corpus, prefix
+from audiolm.data.speakers import DEFAULT_ENGINES, ENGINES, Speaker, choose_speakers, speaker_inventory
 from audiolm.data.text import sentence_pool
 from audiolm.errors import AudiolmError
 from audiolm.formats.atomic import write_json
@@ -42,16 +43,24 @@ class SpeechCorpusConfig:
     seed: int = 0
     sample_rate: int = 16000
     rooms: bool = True  # give each speaker fixed recording conditions (reverb, noise, level)
+    engines: tuple[str, ...] = DEFAULT_ENGINES  # some of speakers.ENGINES
 
     def __post_init__(self) -> None:
         if not self.hours > 0:
             raise ValueError(f"hours must be positive, got {self.hours}")
         if self.num_speakers < 1 or self.valid_speakers < 0 or self.test_speakers < 0:
             raise ValueError("need at least one training speaker and non-negative held-out counts")
+        if not self.engines or set(self.engines) - set(ENGINES):
+            raise ValueError(f"engines must be some of {', '.join(ENGINES)}, got {', '.join(self.engines) or 'none'}")
+        self.engines = tuple(e for e in ENGINES if e in self.engines)  # one order: the corpus depends on the set
 
     def identity(self) -> dict:
-        """The settings that fix each utterance's content; a corpus resumes only under the same ones."""
-        return {**{k: v for k, v in asdict(self).items() if k != "hours"}, "format": FORMAT_VERSION}
+        """The settings that fix each utterance's content; a corpus resumes only under the same ones. The engines
+        appear only when they are not the default, so that corpora built before they could be chosen still resume."""
+        identity = {k: v for k, v in asdict(self).items() if k not in ("hours", "engines")}
+        if self.engines != DEFAULT_ENGINES:
+            identity["engines"] = list(self.engines)
+        return {**identity, "format": FORMAT_VERSION}
 
 
 # Each worker process keeps its own TTS state and the job table.
@@ -60,7 +69,8 @@ _WORKER: dict = {}
 
 def _init_worker(speakers: list[Speaker], splits: dict[str, str], sentences: list[str], sample_rate: int, rooms: bool, seed: int) -> None:
     torch.set_num_threads(1)
-    _WORKER.update(speakers=speakers, splits=splits, sentences=sentences, sample_rate=sample_rate, rooms=rooms, seed=seed, espeak=None)
+    _WORKER.update(speakers=speakers, splits=splits, sentences=sentences, sample_rate=sample_rate, rooms=rooms, seed=seed, espeak=None,
+                   kokoro=None)
 
 
 def interleave(chosen: dict[str, list[Speaker]]) -> list[Speaker]:
@@ -83,14 +93,18 @@ def _run_task(out_dir: str, indices: list[int]) -> list[tuple[int, float | None,
     if w["espeak"] is None:
         w["espeak"] = Espeak()
     jobs = [job(i, w["speakers"], w["sentences"]) for i in indices]
+    if w["kokoro"] is None and any(speaker.engine == "kokoro" for speaker, _ in jobs):
+        from audiolm.data.kokoro import Kokoro
+
+        w["kokoro"] = Kokoro(threads=1)
     results = []
     try:
-        outputs = synthesize(jobs, w["sample_rate"], w["espeak"], seeds=indices)
+        outputs = synthesize(jobs, w["sample_rate"], w["espeak"], seeds=indices, kokoro=w["kokoro"])
     except TTSError:  # retry one by one so that one bad sentence costs only itself
         outputs = []
         for one, index in zip(jobs, indices):
             try:
-                outputs += synthesize([one], w["sample_rate"], w["espeak"], seeds=[index])
+                outputs += synthesize([one], w["sample_rate"], w["espeak"], seeds=[index], kokoro=w["kokoro"])
             except TTSError as error:
                 outputs.append(error)
     for index, (speaker, text), out in zip(indices, jobs, outputs):
@@ -131,41 +145,42 @@ def place_in_room(wav: np.ndarray, speaker: Speaker, index: int, sample_rate: in
 def build_speech_corpus(out_dir: str | Path, config: SpeechCorpusConfig, workers: int = 2, progress: bool = True) -> dict:
     """Synthesize (or resume) a corpus in `out_dir`; return its summary (hours, utterances, speakers per split)."""
     out_dir = Path(out_dir)
-    chosen = choose_speakers(config.num_speakers, config.valid_speakers, config.test_speakers, config.seed)
+    chosen = choose_speakers(config.num_speakers, config.valid_speakers, config.test_speakers, config.seed, config.engines)
     claim_folder(out_dir, asdict(config), config.identity(),
                  speakers={split: [s.id for s in speakers] for split, speakers in chosen.items()},
-                 inventory_size=len(speaker_inventory()))
+                 inventory_size=len(speaker_inventory(config.engines)))
     speakers = interleave(chosen)
     splits = {s.id: split for split, group in chosen.items() for s in group}
     sentences = sentence_pool(config.seed)
 
     done = existing_items(out_dir)
+    failed: dict[int, str] = {}
     target = config.hours * 3600
-    total = sum(done.values())
-    failures: list[str] = []
+    n, total = prefix(done, failed, target)
     bar = tqdm(total=round(target), initial=min(round(total), round(target)), unit="s audio", desc="synth-speech",
                disable=not progress)
-    pending_indices = (i for i in range(10**9) if i not in done)
+    pending_indices = (i for i in range(10**9) if i not in done)  # in order: the gaps a kill left come first
     with ProcessPoolExecutor(workers, initializer=_init_worker,
                              initargs=(speakers, splits, sentences, config.sample_rate, config.rooms, config.seed)) as pool:
         running: set = set()
-        written = len(done)
         while total < target or running:
             # Keep the workers busy, but stop submitting once the audio in flight should reach the target.
-            per_task = JOBS_PER_TASK * (total / written if written else 3.0)
+            per_task = JOBS_PER_TASK * (total / n if n else 3.0)
             while total + len(running) * per_task < target and len(running) < 2 * workers:
                 running.add(pool.submit(_run_task, str(out_dir), [next(pending_indices) for _ in range(JOBS_PER_TASK)]))
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                for _, duration, error in future.result():
+                for index, duration, error in future.result():
                     if error:
-                        failures.append(error)
+                        failed[index] = error
                     else:
-                        total += duration
-                        written += 1
-                        bar.update(min(round(total), bar.total) - bar.n)
+                        done[index] = duration
+            n, total = prefix(done, failed, target, n, total)
+            bar.update(min(round(total), bar.total) - bar.n)
         bar.close()
-    if failures and len(failures) > 0.05 * (len(done) + len(failures) + 1) + 10:
+    items = range(n)
+    failures = [failed[i] for i in items if i in failed]
+    if failures and len(failures) > 0.05 * len(items) + 10:
         raise AudiolmError(f"{out_dir}: {len(failures)} utterances failed to synthesize, e.g. {failures[0]}")
-    return finish_corpus(out_dir, failed=len(failures), inventory_speakers=len(speaker_inventory()))
+    return finish_corpus(out_dir, items, failed=len(failures), inventory_speakers=len(speaker_inventory(config.engines)))
 

@@ -3,7 +3,8 @@
 espeak-ng runs in-process (libespeak-ng phoneme events); flite runs as a subprocess and prints its
 segment end times (`-psdur`); festival runs once per batch of sentences and saves each utterance's
 segments (`utt.save.segs`). flite and festival speakers' pitch shifts use signalsmith-stretch, which
-keeps durations, so the alignments stay exact.
+keeps durations, so the alignments stay exact. Kokoro (audiolm.data.kokoro, a neural model run by
+onnxruntime) speaks espeak-ng's phonemes and reports how many frames it gave each one.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import soundfile as sf
 import soxr
 
 from audiolm.data.espeak import Espeak
+from audiolm.data.kokoro import Kokoro
 from audiolm.data.speakers import Speaker
 
 Phones = list[tuple[str, float, float]]
-PHONE_SETS = {"espeak": "espeak-ipa", "flite": "cmu-arpabet", "festival": "festival-radio"}
+PHONE_SETS = {"espeak": "espeak-ipa", "flite": "cmu-arpabet", "festival": "festival-radio", "kokoro": "kokoro-ipa"}
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,11 @@ class TTSError(RuntimeError):
 
 
 def synthesize(speakers_texts: list[tuple[Speaker, str]], sample_rate: int = 16000, espeak: Espeak | None = None,
-               seeds: list[int] | None = None) -> list[Synthesized]:
+               seeds: list[int] | None = None, kokoro: Kokoro | None = None) -> list[Synthesized]:
     """Synthesize each (speaker, text); festival jobs of one voice share one festival process.
 
-    `seeds` (one per job) fix espeak's noise sources; flite and festival are deterministic already.
+    `seeds` (one per job) fix espeak's noise sources; flite, festival and Kokoro are deterministic already.
+    `espeak` and `kokoro` are the handles to reuse (made here when missing: Kokoro's takes seconds to load).
     """
     seeds = seeds or [0] * len(speakers_texts)
     out: list[Synthesized | None] = [None] * len(speakers_texts)
@@ -54,6 +57,14 @@ def synthesize(speakers_texts: list[tuple[Speaker, str]], sample_rate: int = 160
         elif speaker.engine == "flite":
             wav, rate, phones = _flite(text, speaker.voice, speaker.rate)
             out[i] = _finish(wav, rate, phones, speaker, sample_rate)
+        elif speaker.engine == "kokoro":
+            kokoro = kokoro or Kokoro()
+            espeak = espeak or Espeak()
+            try:
+                spoken = kokoro.synth(text, speaker.voice, speaker.rate, espeak)
+            except ValueError as error:  # too many phonemes, or none
+                raise TTSError(str(error)) from None
+            out[i] = _finish(spoken.wav, spoken.sample_rate, spoken.phones, speaker, sample_rate)
         elif speaker.engine == "festival":
             festival_jobs.setdefault(speaker.voice, []).append(i)
         else:

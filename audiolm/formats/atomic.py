@@ -52,3 +52,18 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+def remove_temporaries(folder: str | Path, stems: Iterable[str] | None = None, *, safetensors: bool = True,
+                       recursive: bool = False) -> None:
+    """Delete what a killed writer left in `folder`: `atomic_path`'s `.<stem>.*.tmp*` files (of `stems` only, or of
+    every name) and, with `safetensors`, the `.tmp*` files safetensors writes through. Call it only where no other
+    process is writing those files now (at the start of a resumable job, or by the one process that owns them)."""
+    folder = Path(folder)
+    patterns = [".*.tmp*"] if stems is None else [f".{stem}.*.tmp*" for stem in stems]
+    if safetensors:
+        patterns.append(".tmp*")
+    for pattern in patterns:
+        for path in (folder.rglob(pattern) if recursive else folder.glob(pattern)):
+            if path.is_file():
+                path.unlink(missing_ok=True)

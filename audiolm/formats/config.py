@@ -8,6 +8,7 @@ validated instance; `to_dict` gives the resolved config that every run saves bes
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -30,7 +31,7 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
     if not isinstance(data, dict):
         raise AudiolmError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)
     if unknown:
         raise AudiolmError(f"{where or cls.__name__}: unknown keys {unknown}; known: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
@@ -39,7 +40,7 @@ def from_dict(cls: type[T], data: dict, where: str = "") -> T:
         kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ArithmeticError) as error:  # what __post_init__ refuses (e.g. a zero divisor)
         raise AudiolmError(f"{where or cls.__name__}: {error}") from None
 
 
@@ -52,18 +53,29 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if value is None:
             return None
         return _coerce(args[0], value, where) if len(args) == 1 else value
-    if origin is tuple and isinstance(value, (list, tuple)):
+    if origin is tuple:
         args = typing.get_args(hint)
-        inner = args[0] if args else Any
-        return tuple(_coerce(inner, v, where) for v in value)
-    if origin is dict and isinstance(value, dict):
+        if not isinstance(value, (list, tuple)):
+            raise AudiolmError(f"{where}: expected a list, got {value!r}")
+        if args and args[-1] is not Ellipsis and len(value) != len(args):
+            raise AudiolmError(f"{where}: expected {len(args)} values, got {value!r}")
+        inners = args if args and args[-1] is not Ellipsis else [args[0] if args else Any] * len(value)
+        return tuple(_coerce(inner, v, where) for inner, v in zip(inners, value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise AudiolmError(f"{where}: expected a mapping, got {value!r}")
         _, inner = typing.get_args(hint) or (Any, Any)
         return {k: _coerce(inner, v, f"{where}.{k}") for k, v in value.items()}
-    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return float(value)  # YAML 1.1 reads "3e-4" as a string
-        except ValueError:
-            raise AudiolmError(f"{where}: expected a number, got {value!r}") from None
+            number = float(value)  # YAML 1.1 reads "3e-4" as a string
+        except (ValueError, OverflowError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise AudiolmError(f"{where}: expected a finite number, got {value!r}")
+        return number
+    if hint is int and isinstance(value, bool):  # an int to Python, not to a config
+        raise AudiolmError(f"{where}: expected int, got {value!r}")
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise AudiolmError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
@@ -81,7 +93,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise AudiolmError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except (yaml.YAMLError, RecursionError) as error:
+            raise AudiolmError(f"override {item!r}: the value is not valid YAML ({' '.join(str(error).split())})") from None
     return data
 
 
@@ -91,7 +106,9 @@ def read_yaml(path: str | Path) -> dict:
         raise FileError(path, "no such config file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
+    except OSError as error:
+        raise FileError(path, f"cannot be read ({error.strerror})") from None
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
         raise FileError(path, f"not valid YAML ({' '.join(str(error).split())})") from None
     if not isinstance(data, dict):
         raise FileError(path, "a config must be a YAML mapping")

@@ -25,7 +25,7 @@ def load_stage_from(folder: str | Path) -> Stage:
     """A stage LM from an exported folder or a training run (final model, else latest checkpoint)."""
     from audiolm.formats.config import from_dict
     from audiolm.formats.json_file import read_json
-    from audiolm.formats.tensors import load_module
+    from audiolm.formats.tensors import build_module, load_module
     from audiolm.train.checkpoint import latest_checkpoint
     from audiolm.train.lm import LMRunConfig
 
@@ -41,12 +41,19 @@ def load_stage_from(folder: str | Path) -> Stage:
     if data.pop("kind", None) != "lm-run":
         raise FileError(checkpoint / "config.json", "is not a stage LM training run")
     config = from_dict(LMRunConfig, data, str(checkpoint / "config.json"))
-    model = load_module(build_model(config.stage, config.model), checkpoint / "lm.safetensors").eval()
+    weights = checkpoint / "lm.safetensors"
+    model = load_module(build_module(lambda: build_model(config.stage, config.model), weights, checkpoint / "config.json"), weights).eval()
     index = Path(config.data.shards) / "index.json"  # the vocabulary the run trains on
     fingerprints = {}
     if index.is_file():
-        identity = read_json(index)["identity"]
-        fingerprints = stage_fingerprints(config.stage, identity["tokenizer"]["fingerprint"], identity["codec"]["codebook_fingerprint"])
+        identity = read_json(index).get("identity")
+        try:
+            semantic, codec = identity["tokenizer"]["fingerprint"], identity["codec"]["codebook_fingerprint"]
+        except (KeyError, TypeError):
+            raise FileError(index, "index names no tokenizer and codec fingerprints") from None
+        if not isinstance(semantic, str) or not isinstance(codec, str):
+            raise FileError(index, "index fingerprints must be strings")
+        fingerprints = stage_fingerprints(config.stage, semantic, codec)
     return Stage(model, config.stage, fingerprints)
 
 

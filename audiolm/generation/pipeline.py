@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from audiolm import limits
 from audiolm.codec.model import Codec
 from audiolm.errors import AudiolmError, FileError
 from audiolm.generation.generate import generate_coarse, generate_fine, generate_semantic
@@ -104,8 +105,29 @@ class AudioLM:
     def sample_rate(self) -> int:
         return self.codec.sample_rate
 
+    @property
+    def vocabularies(self) -> dict[str, int]:
+        """The ids each stage draws one token from: semantic ids, or one codec level's codes."""
+        size = self.coarse.spec.codebook_size
+        return {"semantic": self.semantic.spec.semantic_vocab, "coarse": size, "fine": size}
+
     def _device(self) -> torch.device:
         return next(self.semantic.model.parameters()).device
+
+    def _check(self, sampling: StageSampling, wav: torch.Tensor | None = None, max_seconds: float = 0.0, what: str = "") -> None:
+        """Refuse sampling settings and an input `wav [1, 1, L]` longer than `max_seconds` before any work
+        (`audiolm.limits`)."""
+        for stage, vocabulary in self.vocabularies.items():
+            s = getattr(sampling, stage)
+            limits.check_number(f"{stage} temperature", s.temperature, 0.0, limits.MAX_TEMPERATURE)
+            limits.check_count(f"{stage} top_k", s.top_k, 0, vocabulary)
+            limits.check_number(f"{stage} top_p", s.top_p, 0.0, 1.0, above_low=True)
+        if wav is not None:
+            length = wav.shape[-1] / self.sample_rate
+            if length > max_seconds + 1 / self.codec.frame_rate:  # a resampled cut may end a sample or two late
+                raise AudiolmError(f"{what}: must be at most {max_seconds:g} s long (got {length:.1f} s)")
+            if what == "prompt" and length < limits.MIN_PROMPT_SECONDS:
+                raise AudiolmError(f"{what}: must be at least {limits.MIN_PROMPT_SECONDS:g} s long (got {length:.3f} s)")
 
     @torch.inference_mode()
     def tokenize(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,10 +156,11 @@ class AudioLM:
     def continue_audio(self, prompt: torch.Tensor, seconds: float, seed: int = 0, sampling: StageSampling | None = None,
                        acoustic_only: bool = False) -> Generation:
         """Continue `prompt [1, 1, L]` by `seconds`, from its semantic and acoustic tokens (or, with
-        `acoustic_only`, from its acoustic tokens alone with the acoustic-only coarse LM)."""
-        if seconds <= 0:
-            raise ValueError("seconds must be positive")
+        `acoustic_only`, from its acoustic tokens alone with the acoustic-only coarse LM). Limits: `seconds` in
+        (0, MAX_GENERATE_SECONDS], a prompt of at most MAX_PROMPT_SECONDS (`audiolm.limits`)."""
+        limits.check_number("seconds", seconds, 0.0, limits.MAX_GENERATE_SECONDS, above_low=True)
         sampling = sampling or StageSampling()
+        self._check(sampling, prompt, limits.MAX_PROMPT_SECONDS, "prompt")
         generator = torch.Generator(self._device()).manual_seed(seed)
         timings: dict[str, float] = {}
         began = time.perf_counter()
@@ -166,10 +189,10 @@ class AudioLM:
 
     @torch.inference_mode()
     def generate(self, seconds: float, seed: int = 0, sampling: StageSampling | None = None) -> Generation:
-        """Unconditional: `seconds` of audio from nothing."""
-        if seconds <= 0:
-            raise ValueError("seconds must be positive")
+        """Unconditional: `seconds` (in (0, MAX_GENERATE_SECONDS]) of audio from nothing."""
+        limits.check_number("seconds", seconds, 0.0, limits.MAX_GENERATE_SECONDS, above_low=True)
         sampling = sampling or StageSampling()
+        self._check(sampling)
         device = self._device()
         generator = torch.Generator(device).manual_seed(seed)
         total = max(1, round(seconds * self.semantic.spec.semantic_rate))
@@ -182,8 +205,10 @@ class AudioLM:
 
     @torch.inference_mode()
     def resynthesize(self, wav: torch.Tensor, seed: int = 0, sampling: StageSampling | None = None) -> Generation:
-        """New acoustic tokens for `wav`'s true semantic ids: the same words, a voice drawn by `seed`."""
+        """New acoustic tokens for `wav`'s true semantic ids: the same words, a voice drawn by `seed`; `wav [1, 1, L]`
+        of at most MAX_GENERATE_SECONDS (`audiolm.limits`)."""
         sampling = sampling or StageSampling()
+        self._check(sampling, wav, limits.MAX_GENERATE_SECONDS, "wav")
         generator = torch.Generator(self._device()).manual_seed(seed)
         began = time.perf_counter()
         semantic, _ = self.tokenize(wav)

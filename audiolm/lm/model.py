@@ -12,7 +12,7 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import load_module, save_module
+from audiolm.formats.tensors import build_module, load_module, save_module
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import Transformer, TransformerConfig
 
@@ -38,13 +38,27 @@ def load_stage(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     config = read_json(folder / "config.json")
     if config.get("kind") != "audiolm-stage":
         raise FileError(folder / "config.json", "is not a stage language model config")
+    unknown = sorted(set(config) - {"kind", "stage", "model", "fingerprints"})
+    if unknown:
+        raise FileError(folder / "config.json", f"unknown keys {unknown}; known: fingerprints, kind, model, stage")
     try:
         spec = from_dict(StageSpec, config["stage"], str(folder / "config.json"))
         model_config = from_dict(TransformerConfig, config["model"], str(folder / "config.json"))
     except KeyError as error:
         raise FileError(folder / "config.json", f"missing {error}") from None
-    model = load_module(Transformer(model_config), folder / "model.safetensors")
-    return model.float().eval().to(device), spec, config.get("fingerprints", {})
+    try:
+        vocab_size, max_seq_len = spec.vocab_size, spec.max_seq_len
+    except (ArithmeticError, ValueError) as error:  # e.g. an acoustic frame rate of 0
+        raise FileError(folder / "config.json", f"inconsistent stage settings ({error})") from None
+    if model_config.vocab_size != vocab_size or model_config.max_seq_len < max_seq_len:
+        raise FileError(folder / "config.json", f"model (vocabulary {model_config.vocab_size}, sequences up to {model_config.max_seq_len}) "
+                                                f"does not fit its {spec.stage} stage ({vocab_size}, {max_seq_len})")
+    fingerprints = config.get("fingerprints", {})
+    if not isinstance(fingerprints, dict) or not all(isinstance(v, str) for v in fingerprints.values()):
+        raise FileError(folder / "config.json", f"fingerprints must map names to strings, got {fingerprints!r}")
+    weights = folder / "model.safetensors"
+    model = load_module(build_module(lambda: Transformer(model_config), weights, folder / "config.json"), weights)
+    return model.float().eval().to(device), spec, fingerprints
 
 
 def stage_fingerprints(spec: StageSpec, semantic: str, codec: str) -> dict:

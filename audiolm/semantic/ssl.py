@@ -24,7 +24,7 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import load_module, save_module
+from audiolm.formats.tensors import build_module, load_module, save_module
 from audiolm.semantic.encoder import check_layer, frames_for
 
 
@@ -162,7 +162,8 @@ class SSLEncoder(nn.Module):
         data = read_json(folder / "config.json")
         if data.pop("kind", None) != "ssl-encoder":
             raise FileError(folder / "config.json", "is not a self-supervised encoder config")
-        encoder = cls(from_dict(SSLConfig, data, str(folder / "config.json")))
+        config = from_dict(SSLConfig, data, str(folder / "config.json"))
+        encoder = build_module(lambda: cls(config), folder / "model.safetensors", folder / "config.json")
         return load_module(encoder, folder / "model.safetensors").eval()
 
 

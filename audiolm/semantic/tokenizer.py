@@ -27,7 +27,7 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import atomic_path, write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import load_tensors
+from audiolm.formats.tensors import build_module, load_tensors
 from audiolm.semantic.encoder import FeatureEncoder, MFCCEncoder, check_layer
 from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign, fit_kmeans
@@ -48,19 +48,31 @@ def encoder_spec(encoder: FeatureEncoder) -> dict:
     raise TypeError(f"cannot describe encoder {type(encoder).__name__}")
 
 
-def build_encoder(spec: dict, layer: int) -> nn.Module:
-    kind = spec.get("kind")
+def build_encoder(spec: dict, layer: int, where: str = "") -> nn.Module:
+    """The encoder `spec` describes (see `encoder_spec`) up to `layer`; KeyError, TypeError or ValueError for a bad spec
+    (`where`, e.g. the config file, names it in errors)."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
     if kind == "interleaved":
-        return Interleaved(build_encoder(spec["inner"], layer), int(spec["factor"]))
+        return Interleaved(build_encoder(spec["inner"], layer, where), int(spec["factor"]))
     if kind == "ssl":
-        return SSLEncoder(from_dict(SSLConfig, spec["config"])).truncated(layer)
+        return SSLEncoder(from_dict(SSLConfig, spec["config"], where)).truncated(layer)
     if kind == "mfcc":
-        return MFCCEncoder(hop_length=spec.get("hop_length", 320), stack=spec.get("stack", 1))
+        hop_length, stack = spec.get("hop_length", 320), spec.get("stack", 1)
+        if type(hop_length) is not int or type(stack) is not int or not 1 <= hop_length <= 16000 or stack < 1:  # numpy sizes filters by hop
+            raise ValueError(f"mfcc needs a hop_length in 1..16000 and a positive stack, got {hop_length!r} and {stack!r}")
+        return MFCCEncoder(hop_length=hop_length, stack=stack)
     if kind == "hf":
         from audiolm.semantic.pretrained import HFEncoder
 
         return HFEncoder.from_folder(spec["path"], max_layer=layer)
     raise ValueError(f"unknown encoder kind {kind!r}")
+
+
+def _pretrained(spec: object) -> bool:
+    """Whether an encoder description is (or wraps) a Hugging Face checkpoint."""
+    while isinstance(spec, dict) and spec.get("kind") == "interleaved":
+        spec = spec.get("inner")
+    return isinstance(spec, dict) and spec.get("kind") == "hf"
 
 
 def ssl_part(encoder: FeatureEncoder) -> SSLEncoder | None:
@@ -150,9 +162,12 @@ class SemanticTokenizer(nn.Module):
 
     def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write `folder/model.safetensors` (statistics and centroids in fp32; an "ssl" encoder's weights in
-        `dtype`) and `folder/config.json`."""
+        `dtype`), then `folder/config.json`: a folder without its config.json is incomplete (a killed save), so an
+        older config.json goes first, and so do the temporaries a killed save left."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in [folder / "config.json", *folder.glob(".model.*.tmp*"), *folder.glob(".config.*.tmp*"), *folder.glob(".tmp*")]:
+            stale.unlink(missing_ok=True)
         tensors = {"mean": self.mean, "std": self.std, "centroids": self.centroids}
         ssl = ssl_part(self.encoder)
         if ssl is not None:
@@ -169,24 +184,40 @@ class SemanticTokenizer(nn.Module):
     def load(cls, folder: str | Path) -> SemanticTokenizer:
         """Load a tokenizer saved by `save`; a missing, corrupt or mismatched file raises `FileError`."""
         folder = Path(folder)
-        config = read_json(folder / "config.json")
+        config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+        config = read_json(config_path)
         if config.get("kind") != "semantic-tokenizer":
-            raise FileError(folder / "config.json", "is not a semantic tokenizer config")
-        try:
-            encoder = build_encoder(config["encoder"], config["layer"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise FileError(folder / "config.json", f"bad encoder description ({error})") from None
-        tensors = load_tensors(folder / "model.safetensors")
+            raise FileError(config_path, "is not a semantic tokenizer config")
+        known = {"kind", "encoder", "layer", "codebook_size", "frame_rate", "sample_rate"}
+        if set(config) - known:
+            raise FileError(config_path, f"unknown keys {sorted(set(config) - known)}; known: {sorted(known)}")
+        layer = config.get("layer")
+        if type(layer) is not int:
+            raise FileError(config_path, f"layer must be an integer, got {layer!r}")
+        build = lambda: build_encoder(config.get("encoder"), layer, str(config_path))
+        if _pretrained(config.get("encoder")):  # its weights lie in its own folder, which `HFEncoder.from_folder` checks
+            try:
+                encoder = build()
+            except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+                raise FileError(config_path, f"bad encoder description ({error})") from None
+        else:  # built from the config alone: refused if it describes more than the weights file holds
+            encoder = build_module(build, weights_path, config_path)
+        tensors = load_tensors(weights_path)
         try:
             ssl = ssl_part(encoder)
             if ssl is not None:
                 weights = {k.removeprefix("encoder."): v.float() for k, v in tensors.items() if k.startswith("encoder.")}
                 ssl.load_state_dict(weights)
-            tokenizer = cls(encoder, config["layer"], tensors["mean"], tensors["std"], tensors["centroids"])
+            mean, std, centroids = tensors["mean"], tensors["std"], tensors["centroids"]
+            if (mean.dim() != 1 or std.shape != mean.shape or centroids.dim() != 2 or centroids.shape[1] != mean.shape[0]
+                    or not all(t.is_floating_point() for t in (mean, std, centroids))):
+                raise ValueError(f"want float mean and std [D] and centroids [K, D], got {tuple(mean.shape)}, {tuple(std.shape)} "
+                                 f"and {tuple(centroids.shape)}")
+            tokenizer = cls(encoder, layer, mean, std, centroids)
         except (KeyError, RuntimeError, ValueError) as error:
-            raise FileError(folder / "model.safetensors", f"does not match its config ({' '.join(str(error).split())[:160]})") from None
-        if tokenizer.codebook_size != config.get("codebook_size") or tokenizer.centroids.shape[1] != tokenizer.mean.shape[0]:
-            raise FileError(folder / "model.safetensors", "centroids do not match the config's codebook_size or the features")
+            raise FileError(weights_path, f"does not match its config ({' '.join(str(error).split())[:160]})") from None
+        if tokenizer.codebook_size != config.get("codebook_size"):
+            raise FileError(weights_path, f"holds {tokenizer.codebook_size} centroids, its config says {config.get('codebook_size')!r}")
         return tokenizer
 
 

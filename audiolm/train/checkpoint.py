@@ -106,7 +106,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     pointer = run_dir / "checkpoints" / LATEST
     if not pointer.is_file():
         return None
-    path = run_dir / "checkpoints" / pointer.read_text().strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileError(pointer, f"unreadable checkpoint pointer ({error})") from None
+    if not name.startswith("step_") or "/" in name:
+        raise FileError(pointer, f"does not name a checkpoint folder (holds {name[:40]!r})")
+    path = run_dir / "checkpoints" / name
     return path if path.is_dir() else None
 
 

@@ -3,7 +3,8 @@
 A `Task` owns the models, the data and the losses; the loop owns everything else: devices, DDP
 (torchrun: gloo on CPU, NCCL on GPU), bf16 autocast on GPU, gradient accumulation and clipping, the
 learning-rate schedule, periodic validation, JSONL + TensorBoard logs, a progress bar, and
-checkpoints that resume exactly after a kill; `curves.png` in the run folder is redrawn at each validation.
+checkpoints that resume exactly after a kill (a resumed run first removes the temporaries a kill left behind);
+`curves.png` in the run folder is redrawn at each validation.
 
 Each step, `task.losses(batch, models, step)` yields `(optimizer, loss, logs)` in order; the loop
 back-propagates each loss into that optimizer's parameters only and, on the last micro-batch, clips and
@@ -18,12 +19,15 @@ import contextlib
 import json
 import math
 import os
+import random
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -31,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from audiolm.errors import AudiolmError
-from audiolm.formats.atomic import write_text
+from audiolm.formats.atomic import write_json, write_text
 from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from audiolm.train.plot import plot_log
 
@@ -161,6 +165,8 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
         raise AudiolmError(f"batch_size {config.batch_size} must divide by processes x grad_accum = {world.world * config.grad_accum}")
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     torch.manual_seed(config.seed)
+    np.random.seed(config.seed)  # saved in checkpoints too: a run's trainer state does not depend on the process
+    random.seed(config.seed)
 
     modules = {name: m.to(device) for name, m in task.modules().items()}
     opt_specs = task.optimizers()
@@ -178,10 +184,12 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
         if world.world > 1 and any(p.requires_grad for p in m.parameters()) else m
         for name, m in modules.items()
     }
+    if world.main:
+        _remove_temporaries(run_dir)
     logger = _Logger(run_dir, config, enabled=world.main, resume_step=start)
     if world.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(run_config, indent=2) + "\n")
+        write_json(run_dir / "config.json", run_config)
     per_rank = config.batch_size // world.world
     micro = per_rank // config.grad_accum
     end = config.steps if stop_after is None else min(config.steps, stop_after)
@@ -235,6 +243,16 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
     return result
 
 
+def _remove_temporaries(run_dir: Path) -> None:
+    """Remove what a killed run was writing: atomic writes' `.<name>.*.tmp*` files, safetensors' own `.tmp*` ones,
+    and unfinished `.step_*` checkpoints."""
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "model"):
+        for path in [*folder.glob(".*.tmp*"), *folder.glob(".tmp*")]:
+            path.unlink(missing_ok=True)
+    for path in (run_dir / "checkpoints").glob(".step_*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _out_of_time(began: float, minutes: float, world: Distributed) -> bool:
     """Whether the time budget is spent; every process follows rank 0's clock."""
     if minutes <= 0:
@@ -273,9 +291,8 @@ class _Logger:
 
     def __init__(self, run_dir: Path, config: TrainConfig, enabled: bool, resume_step: int = 0) -> None:
         self.enabled, self.path, self.writer = enabled, run_dir / "log.jsonl", None
-        if enabled and self.path.is_file():  # drop what a killed run logged after its last checkpoint
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+        if enabled and self.path.is_file():  # drop what a killed run logged after its last checkpoint (and a cut-off line)
+            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines() if _step_of(line) <= resume_step]
             write_text(self.path, "".join(line + "\n" for line in kept))
         if enabled and config.tensorboard:
             try:
@@ -299,3 +316,11 @@ class _Logger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _step_of(line: str) -> float:
+    """The step of a log line; infinite for a blank or cut-off line (a kill mid-write), so that it is dropped."""
+    try:
+        return json.loads(line).get("step", 0)
+    except (json.JSONDecodeError, AttributeError):
+        return math.inf

@@ -76,7 +76,8 @@ def test_stft_matches_torch_stft_per_channel():
 
     reference = torch.stft(wav[1, 0], 512, 128, window=torch.hann_window(512), center=True, pad_mode="reflect",
                            return_complex=True)
-    torch.testing.assert_close(spec[1, 0], reference)
+    # a batched and a single float32 FFT may each be ~eps * log2(n_fft) * |frame| ~ 7e-6 off (bins reach 41 here)
+    torch.testing.assert_close(spec[1, 0], reference, rtol=1e-5, atol=5e-5)
 
 
 def test_stft_peak_bin_of_a_tone():

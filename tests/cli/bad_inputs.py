@@ -66,6 +66,7 @@ AUDIO_EXPECT: dict[tuple[str, str], str] = {
     **{(c, "short"): WORKS for c in ("audio info", "audio convert", "audio plot", "codec encode", "semantic tokenize")},
     **{(c, "silent"): WORKS for c in ("audio convert", "audio plot", "codec encode", "semantic tokenize")},
     ("continue", "long"): WORKS,  # reads only --prompt-seconds of the file
+    ("resynth", "short"): WORKS,  # new acoustic tokens for 50 ms of semantic tokens: short, but what was asked
 }
 AUDIO_INPUTS = ("missing", "directory", "empty", "random", "truncated", "nan", "silent", "short", "stereo8k", "long")
 

@@ -1,6 +1,7 @@
 """The CLI called in-process on files under tmp_path: commands, one-line errors, non-zero exits."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import soundfile as sf
 from audiolm.cli.main import main
 from audiolm.data.manifest import read_manifest
 from tests.conftest import make_librispeech, write_sine
+from tests.data.test_manifest import write_bad_corpus
 
 
 def run(capsys, *argv):
@@ -114,6 +116,56 @@ def test_manifest_errors_are_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "data", "stats", str(bad))
     assert code == 1 and "line 2" in err and str(bad) in err
     assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_manifest_lists_bad_audio_in_the_failed_list_not_the_manifest(tmp_path, capsys):
+    bad = write_bad_corpus(tmp_path / "corpus")
+    manifest = tmp_path / "m" / "manifest.jsonl"
+
+    code, _, err = run(capsys, "data", "manifest", str(tmp_path / "corpus"), "-o", str(manifest), "--quiet", "--workers", "2")
+
+    assert code == 0 and f"{len(bad)} unreadable files skipped" in err
+    assert [e.id for e in read_manifest(manifest)] == ["good"]
+    lines = (tmp_path / "m" / "manifest.failed.txt").read_text().splitlines()
+    problems = {Path(path).name: problem for path, problem in (line.split("\t") for line in lines)}
+    assert set(problems) == set(bad)
+    assert all(words in problems[name] for name, words in bad.items()), problems
+
+
+def test_manifest_header_only_keeps_files_whose_samples_are_bad(tmp_path, capsys):
+    write_bad_corpus(tmp_path / "corpus")
+    manifest = tmp_path / "manifest.jsonl"
+
+    code, _, _ = run(capsys, "data", "manifest", str(tmp_path / "corpus"), "-o", str(manifest), "--quiet", "--header-only")
+
+    assert code == 0
+    assert sorted(e.id for e in read_manifest(manifest)) == ["good", "inf", "nan", "silent"]
+    failed = (tmp_path / "manifest.failed.txt").read_text()
+    assert "empty.wav" in failed and "random.wav" in failed and "nan.wav" not in failed
+
+
+def test_manifest_input_and_output_errors_are_one_line_and_write_nothing(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    write_sine(corpus / "a.wav")
+    (tmp_path / "no_audio").mkdir()
+    (tmp_path / "no_audio" / "notes.txt").write_text("no audio here")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = [  # (folder, output, the path the error names, its words)
+        (tmp_path / "no_audio", tmp_path / "out" / "m.jsonl", tmp_path / "no_audio", "no readable audio"),
+        (tmp_path / "missing", tmp_path / "out" / "m.jsonl", tmp_path / "missing", "no such folder"),
+        (corpus / "a.wav", tmp_path / "out" / "m.jsonl", corpus / "a.wav", "not a folder"),
+        (corpus, a_file / "m.jsonl", a_file / "m.jsonl", "not a folder"),
+        (corpus, a_file / "sub" / "m.jsonl", a_file / "sub" / "m.jsonl", "not a folder"),
+        (corpus, corpus, corpus, "is a folder"),
+    ]
+    before = sorted(tmp_path.rglob("*"))
+    for folder, output, named, words in cases:
+        code, out, err = run(capsys, "data", "manifest", str(folder), "-o", str(output), "--quiet")
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1, (folder, output, err)
+        assert lines[0].startswith(f"audiolm: error: {named}: ") and words in lines[0], lines[0]
+        assert sorted(tmp_path.rglob("*")) == before, (folder, output)
 
 
 def test_synth_speech_command_builds_a_corpus(tmp_path, capsys):

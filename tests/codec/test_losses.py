@@ -58,8 +58,12 @@ def test_mel_zero_for_identical_inputs_with_zero_gradient(mel_loss: MultiScaleMe
     fake = real.clone().requires_grad_()
     loss = mel_loss(real, fake)
     loss.backward()
-    assert loss.item() == 0.0
-    assert torch.isfinite(fake.grad).all() and fake.grad.abs().max() == 0
+    # real and fake share one batched FFT whose rows may round differently on another CPU: inputs 1 ulp apart cost
+    # ~3e-5 of a 40 dB SNR's loss (and a large but finite gradient, the log-norm term being steep at 0)
+    assert loss.item() <= 0.1 * mel_loss(real, add_noise(real, 40)).item()
+    assert torch.isfinite(fake.grad).all()
+    if loss.item() == 0.0:  # bit-identical spectra, as on the CPUs seen so far: the gradient vanishes too
+        assert fake.grad.abs().max() == 0
 
 
 def test_mel_grows_with_noise_and_is_symmetric(mel_loss: MultiScaleMelLoss) -> None:
@@ -67,7 +71,8 @@ def test_mel_grows_with_noise_and_is_symmetric(mel_loss: MultiScaleMelLoss) -> N
     values = [mel_loss(real, add_noise(real, snr)).item() for snr in (40, 30, 20, 10, 0)]
     assert values[0] > 0 and all(a < b for a, b in zip(values, values[1:])), values
     noisy = add_noise(real, 20)
-    torch.testing.assert_close(mel_loss(real, noisy), mel_loss(noisy, real))
+    # swapped rows of the batched FFT may round differently; 1 ulp of input moves this loss by ~2e-5 of it
+    torch.testing.assert_close(mel_loss(real, noisy), mel_loss(noisy, real), rtol=1e-4, atol=0)
 
 
 def test_mel_gradient_reaches_fake(mel_loss: MultiScaleMelLoss) -> None:
@@ -156,8 +161,9 @@ def test_losses_reject_unpaired_outputs() -> None:
 def test_stft_loss_zero_for_identical_inputs_and_grows_with_noise() -> None:
     loss = MultiResolutionSTFTLoss()
     real = harmonic()
-    assert loss(real, real.clone()).item() == 0.0
     values = [loss(real, add_noise(real, snr)).item() for snr in (40, 20, 0)]
+    # one batched FFT for both: inputs 1 ulp apart cost ~1.2e-3 of the 40 dB value (log of near-floor bins)
+    assert loss(real, real.clone()).item() <= 0.1 * values[0]
     assert values[0] > 0 and values[0] < values[1] < values[2], values
     fake = add_noise(real, 10).requires_grad_()
     loss(real, fake).backward()
@@ -231,7 +237,7 @@ def test_losses_are_batch_means(mel_loss: MultiScaleMelLoss) -> None:
     whole = all_losses(real, fake)
     halves = (all_losses(real[:2], fake[:2]) + all_losses(real[2:], fake[2:])) / 2
     assert (whole > 0).all()
-    torch.testing.assert_close(whole, halves, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(whole, halves, rtol=1e-4, atol=1e-6)  # 1 ulp of input moves these by <= 1e-5 relative
 
 
 # --- weights -------------------------------------------------------------------------------------------

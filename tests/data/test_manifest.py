@@ -325,3 +325,47 @@ def test_summarize_a_scanned_corpus(corpus):
     assert summary["all"]["utterances"] == len(texts) + 1
     assert summary["all"]["speakers"] == 5  # four LibriSpeech speakers and "42"
     assert summary["all"]["hours"] == pytest.approx((len(texts) + 1) * 0.5 / 3600, abs=1e-4)
+
+
+def write_bad_corpus(root: Path) -> dict[str, str]:
+    """A good wav and one of each bad kind under `root`: {file name: words its failure must contain}."""
+    root.mkdir(parents=True, exist_ok=True)
+    sf.write(str(root / "good.wav"), 0.5 * np.sin(np.linspace(0, 900, 8000, dtype=np.float32)), 16000)
+    nan, inf = np.full(80000, 0.1, np.float32), np.full(80000, 0.1, np.float32)  # 5 s: more than one block
+    nan[70000], inf[79999] = np.nan, np.inf
+    sf.write(str(root / "nan.wav"), nan, 16000, subtype="FLOAT")
+    sf.write(str(root / "inf.wav"), inf, 16000, subtype="FLOAT")
+    sf.write(str(root / "empty.wav"), np.zeros((0, 1), np.float32), 16000)
+    sf.write(str(root / "silent.wav"), np.zeros(8000, np.float32), 16000)
+    (root / "random.wav").write_bytes(np.random.default_rng(0).bytes(4000))
+    return {"nan.wav": "NaN or infinite", "inf.wav": "NaN or infinite", "empty.wav": "empty",
+            "silent.wav": "silent", "random.wav": "unreadable"}
+
+
+def test_scan_reads_samples_and_lists_bad_audio_as_failures(tmp_path):
+    bad = write_bad_corpus(tmp_path)
+
+    result = scan_folder(tmp_path, workers=2, progress=False)
+
+    assert [os.path.basename(e.path) for e in result.entries] == ["good.wav"]
+    assert result.entries[0].duration == pytest.approx(0.5)
+    problems = {os.path.basename(path): problem for path, problem in result.failures}
+    assert set(problems) == set(bad)
+    for name, words in bad.items():
+        assert words in problems[name], (name, problems[name])
+
+
+def test_a_header_only_scan_misses_bad_samples(tmp_path):
+    write_bad_corpus(tmp_path)
+
+    result = scan_folder(tmp_path, workers=2, progress=False, header_only=True)
+
+    assert sorted(os.path.basename(e.path) for e in result.entries) == ["good.wav", "inf.wav", "nan.wav", "silent.wav"]
+    assert sorted(os.path.basename(p) for p, _ in result.failures) == ["empty.wav", "random.wav"]
+
+
+def test_scan_of_a_file_instead_of_a_folder_raises(tmp_path, write_sine):
+    audio = write_sine(tmp_path / "a.wav")
+    with pytest.raises(FileError) as error:
+        scan_folder(audio, progress=False)
+    assert str(error.value) == f"{audio}: is a file, not a folder"

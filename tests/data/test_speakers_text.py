@@ -8,7 +8,7 @@ def test_inventory_is_large_and_ids_unique():
     inventory = speaker_inventory()
     assert len(inventory) > 2000
     assert len({s.id for s in inventory}) == len(inventory)
-    assert {s.engine for s in inventory} == {"espeak", "flite", "festival"}
+    assert {s.engine for s in inventory} - {"kokoro"} == {"espeak", "flite", "festival"}  # kokoro: when its extra is installed
 
 
 def test_held_out_speakers_share_no_voice_group_with_training():

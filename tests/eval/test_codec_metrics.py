@@ -56,7 +56,7 @@ def test_identical_signals_score_perfectly(speech: np.ndarray) -> None:
     assert scores["pesq_wb"] == pytest.approx(4.64, abs=0.02)
     assert scores["stoi"] == pytest.approx(1.0, abs=1e-6)
     assert scores["visqol"] > 4.3
-    assert scores["mel_distance"] == 0.0
+    assert scores["mel_distance"] <= 1e-4  # one batched STFT for both: 1 ulp apart costs ~1e-6; 60 dB SNR costs 0.26
     assert scores["si_sdr"] > 100
 
 

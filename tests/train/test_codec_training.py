@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from audiolm.train.codec import train_codec
 from tests.helpers_codec import tone_manifest
+from tests.helpers_ddp import assert_same_training
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,10 @@ def _free_port() -> int:
 
 
 def test_two_torchrun_processes_match_one_process(manifest, tmp_path):
-    common = [f"data.manifest={manifest}", "train.steps=2", "train.batch_size=4", "train.save_every=2", "disc_start_step=1",
+    """Same weights up to rounding, which Adam can amplify to ~lr on weights with rounding-level gradients: compared
+    per module against the last step's movement, plus the gradient norms (tests/helpers_ddp.py says why that still
+    catches ignored data, missing all-reduce and summed gradients)."""
+    common = [f"data.manifest={manifest}", "train.steps=2", "train.batch_size=4", "train.save_every=1", "disc_start_step=1",
               "train.num_threads=1", "train.valid_every=1000"]
     train_codec("tiny", tmp_path / "one", common, progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -69,9 +73,7 @@ def test_two_torchrun_processes_match_one_process(manifest, tmp_path):
                "-o", str(tmp_path / "two"), "--quiet", *common]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    a, b = weights(tmp_path / "one", 2), weights(tmp_path / "two", 2)
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)
+    assert_same_training(tmp_path / "one", tmp_path / "two", 2, ["codec.safetensors", "discriminators.safetensors"])
 
 
 def test_a_time_budget_checkpoints_and_the_run_can_be_evaluated(manifest, tmp_path):

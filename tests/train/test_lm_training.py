@@ -74,15 +74,18 @@ def test_each_stage_learns_its_tokens(shards, tmp_path, stage):
 
 
 def test_two_torchrun_processes_match_one_process(shards, tmp_path):
+    """Same weights up to rounding, which Adam can amplify to ~lr on weights with rounding-level gradients: compared
+    per module against the last step's movement, plus the gradient norms (tests/helpers_ddp.py says why that still
+    catches ignored data, missing all-reduce and summed gradients)."""
     import os
     import socket
     import subprocess
     import sys
     from pathlib import Path
 
-    from safetensors.torch import load_file
+    from tests.helpers_ddp import assert_same_training
 
-    common = ["train.steps=2", "train.batch_size=4", "train.save_every=2", "train.num_threads=1", "train.valid_every=1000",
+    common = ["train.steps=2", "train.batch_size=4", "train.save_every=1", "train.num_threads=1", "train.valid_every=1000",
               "model.dropout=0.0"]
     train_lm("tiny", "coarse", tmp_path / "one", [f"data.shards={shards}", *common], progress=False)
     with socket.socket() as s:
@@ -94,10 +97,7 @@ def test_two_torchrun_processes_match_one_process(shards, tmp_path):
     done = subprocess.run(command, cwd=Path(__file__).resolve().parents[2], env={**os.environ, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    a = load_file(str(tmp_path / "one" / "checkpoints" / "step_00000002" / "lm.safetensors"))
-    b = load_file(str(tmp_path / "two" / "checkpoints" / "step_00000002" / "lm.safetensors"))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)
+    assert_same_training(tmp_path / "one", tmp_path / "two", 2, ["lm.safetensors"])
 
 
 def test_bundle_from_runs_then_continue(shards, tmp_path):

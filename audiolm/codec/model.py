@@ -31,7 +31,7 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import build_module, load_module, save_module
+from audiolm.formats.tensors import build_module, load_module, save_module, start_model_folder
 from audiolm.quantization import ResidualVQ
 
 TRAINING_ONLY = ("embed_sum", "cluster_size")  # EMA statistics of the codebooks: not needed to encode or decode
@@ -194,8 +194,7 @@ class Codec(nn.Module):
 
     def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write `folder/model.safetensors` (weight norms folded, optionally cast, e.g. to fp16) and `folder/config.json`."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = start_model_folder(folder)
         folded = Codec(self.config)
         folded.load_state_dict({k: v.detach().cpu() for k, v in self.state_dict().items()})
         folded.for_inference()

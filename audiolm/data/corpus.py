@@ -19,7 +19,7 @@ from pathlib import Path
 
 from audiolm.data.manifest import read_manifest, scan_folder, summarize, write_split_manifests
 from audiolm.errors import AudiolmError
-from audiolm.formats.atomic import write_json
+from audiolm.formats.atomic import remove_temporaries, write_json
 
 
 def claim_folder(out_dir: Path, config: dict, identity: dict, **description) -> None:
@@ -37,8 +37,7 @@ def claim_folder(out_dir: Path, config: dict, identity: dict, **description) -> 
             raise AudiolmError(f"{corpus_file}: unreadable corpus description; remove it or use another folder") from None
         if previous != identity:
             raise AudiolmError(f"{corpus_file}: this folder holds a corpus built with other settings ({previous}); use another folder")
-    for stale in out_dir.rglob(".*.tmp*"):  # what a killed build was writing
-        stale.unlink(missing_ok=True)
+    remove_temporaries(out_dir, safetensors=False, recursive=True)  # what a killed build was writing
     write_json(corpus_file, {"config": config, "identity": identity, **description})
 
 

@@ -48,7 +48,7 @@ from tqdm import tqdm
 from audiolm.audio.io import AudioError, load_audio
 from audiolm.data.manifest import Entry, read_manifest
 from audiolm.errors import AudiolmError, FileError
-from audiolm.formats.atomic import atomic_path, write_json
+from audiolm.formats.atomic import atomic_path, remove_temporaries, write_json
 from audiolm.formats.json_file import read_json
 from audiolm.formats.tensors import load_tensors
 
@@ -234,14 +234,6 @@ def _claim(output_dir: Path, identity: dict, chunks: list[list[Entry]]) -> dict[
     return done
 
 
-def _remove_temporaries(output_dir: Path, patterns: list[str]) -> None:
-    """Remove the temporaries a killed run left (atomic writes' `.<stem>.*.tmp*`, safetensors' own `.tmp*`) that
-    match `patterns`; the caller knows that no other process writes them now."""
-    for pattern in patterns:
-        for path in output_dir.glob(pattern):
-            path.unlink(missing_ok=True)
-
-
 def _write_index(output_dir: Path, identity: dict, sidecars: list[dict]) -> dict:
     utterances = sum(len(s["utterances"]) for s in sidecars)
     seconds = sum(r["duration"] for s in sidecars for r in s["utterances"])
@@ -284,7 +276,7 @@ def tokenize_corpus(manifest: str | Path, tokenizer_dir: str | Path, codec_dir: 
     pending = [i for i in range(len(chunks)) if i % world == rank and i not in done]
     # this rank alone writes its shards; nobody writes the index while shards are pending or when alone
     stems = [shard_name(i) for i in pending] + (["index"] if world == 1 or pending else [])
-    _remove_temporaries(output_dir, [f".{stem}.*.tmp*" for stem in stems])
+    remove_temporaries(output_dir, stems, safetensors=False)
     root = manifest.resolve().parent
     bar = tqdm(total=sum(len(chunks[i]) for i in pending), unit="utt", desc=f"tokenize {manifest.name}", disable=not progress)
     if workers == 1 or len(pending) <= 1:
@@ -331,7 +323,7 @@ def _finish(output_dir: Path, identity: dict, count: int, done: dict[int, dict],
     sidecars = [done[i] for i in sorted(done)]
     complete = len(sidecars) == count
     if complete:  # no shard is being written any more: the `.tmp*` files safetensors writes through, left by a kill, can go
-        _remove_temporaries(output_dir, [".tmp*"])
+        remove_temporaries(output_dir, (), safetensors=True)
     if complete and (not distributed or torch.distributed.get_rank() == 0):
         _write_index(output_dir, identity, sidecars)
     if distributed:

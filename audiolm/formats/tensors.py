@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves, tree_map
 
 from audiolm.errors import FileError
-from audiolm.formats.atomic import atomic_path
+from audiolm.formats.atomic import atomic_path, remove_temporaries
 
 M = TypeVar("M")
 
@@ -133,3 +133,15 @@ def _planned_size(func, args: tuple, kwargs: dict) -> int:
         size = kwargs.get("size", args[0] if args else ())
         return math.prod(size) if isinstance(size, (list, tuple)) and all(isinstance(n, int) for n in size) else 0
     return sum(t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+
+
+def start_model_folder(folder: str | Path) -> Path:
+    """Make `folder` ready for a model's `model.safetensors` + `config.json`, written in that order: a folder is
+    complete once its config.json exists, so an older config.json goes first (a save killed midway then leaves a
+    folder that loaders refuse as incomplete, never new weights beside an old config), and so do the temporaries
+    a killed save left."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").unlink(missing_ok=True)
+    remove_temporaries(folder, ("model", "config"))
+    return folder

@@ -24,7 +24,7 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import build_module, load_module, save_module
+from audiolm.formats.tensors import build_module, load_module, save_module, start_model_folder
 from audiolm.semantic.encoder import check_layer, frames_for
 
 
@@ -150,8 +150,7 @@ class SSLEncoder(nn.Module):
         return copy.eval()
 
     def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = start_model_folder(folder)
         save_module(self, folder / "model.safetensors", dtype=dtype)
         write_json(folder / "config.json", {"kind": "ssl-encoder", **asdict(self.config)})
         return folder

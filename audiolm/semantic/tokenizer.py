@@ -27,7 +27,7 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import atomic_path, write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import build_module, load_tensors
+from audiolm.formats.tensors import build_module, load_tensors, start_model_folder
 from audiolm.semantic.encoder import FeatureEncoder, MFCCEncoder, check_layer
 from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign, fit_kmeans
@@ -164,10 +164,7 @@ class SemanticTokenizer(nn.Module):
         """Write `folder/model.safetensors` (statistics and centroids in fp32; an "ssl" encoder's weights in
         `dtype`), then `folder/config.json`: a folder without its config.json is incomplete (a killed save), so an
         older config.json goes first, and so do the temporaries a killed save left."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in [folder / "config.json", *folder.glob(".model.*.tmp*"), *folder.glob(".config.*.tmp*"), *folder.glob(".tmp*")]:
-            stale.unlink(missing_ok=True)
+        folder = start_model_folder(folder)
         tensors = {"mean": self.mean, "std": self.std, "centroids": self.centroids}
         ssl = ssl_part(self.encoder)
         if ssl is not None:

@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from audiolm.errors import AudiolmError
-from audiolm.formats.atomic import write_json, write_text
+from audiolm.formats.atomic import remove_temporaries, write_json, write_text
 from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from audiolm.train.plot import plot_log
 
@@ -247,8 +247,7 @@ def _remove_temporaries(run_dir: Path) -> None:
     """Remove what a killed run was writing: atomic writes' `.<name>.*.tmp*` files, safetensors' own `.tmp*` ones,
     and unfinished `.step_*` checkpoints."""
     for folder in (run_dir, run_dir / "checkpoints", run_dir / "model"):
-        for path in [*folder.glob(".*.tmp*"), *folder.glob(".tmp*")]:
-            path.unlink(missing_ok=True)
+        remove_temporaries(folder)
     for path in (run_dir / "checkpoints").glob(".step_*"):
         shutil.rmtree(path, ignore_errors=True)
 

@@ -206,8 +206,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", help="where the .deb packages are downloaded and unpacked (default: OUTPUT/cache)")
     p.add_argument("--workers", type=whole("--workers", 1, limits.MAX_WORKERS), default=2)
     p.add_argument("--max-clips", type=whole("--max-clips", 1, 2**31 - 1), help="only the first N clips (both games in turn)")
-    p.add_argument("--cluster-threshold", type=number("--cluster-threshold", 0.0, 2.0, above_low=True), default=0.5,
-                   help="cosine distance at which pseudo-speaker clusters stop merging")
+    p.add_argument("--cluster-threshold", type=number("--cluster-threshold", 0.0, 2.0, above_low=True), default=0.25,
+                   help="cosine distance at which pseudo-speaker clusters stop merging (average linkage)")
     p.add_argument("--valid-fraction", type=_fraction("--valid-fraction"), default=0.05, help="of pseudo-speakers")
     p.add_argument("--test-fraction", type=_fraction("--test-fraction"), default=0.05, help="of pseudo-speakers")
     p.add_argument("--seed", type=seed, default=0)

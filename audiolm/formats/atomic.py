@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from audiolm.errors import FileError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -67,3 +69,16 @@ def remove_temporaries(folder: str | Path, stems: Iterable[str] | None = None, *
         for path in (folder.rglob(pattern) if recursive else folder.glob(pattern)):
             if path.is_file():
                 path.unlink(missing_ok=True)
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, an output path that cannot be written: one under a regular file, or under a folder
+    this process may not write to (`FileError` naming that ancestor). Nothing is created."""
+    path = Path(path)
+    for ancestor in path.absolute().parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise FileError(ancestor, f"is a file, not a folder: cannot write {path} under it")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise FileError(ancestor, f"is not writable: cannot write {path}")
+            return

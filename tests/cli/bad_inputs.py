@@ -116,6 +116,12 @@ OUTPUT_COMMANDS = {  # every command that writes, with its output under a path w
     "bundle": ("bundle", "-o", "{blocked}/bundle", "--tokenizer", "{tokenizer}", "--codec", "{codec}", "--semantic-lm",
                "{bundle}/semantic-lm", "--coarse-lm", "{bundle}/coarse-lm"),
     "eval": ("eval", "--models", "{bundle}", "--manifest", "{manifest}", "--split", "valid", "-o", "{blocked}/report", "--quiet"),
+    "data real-speech": ("data", "real-speech", "-o", "{blocked}/corpus", "--max-clips", "1", "--quiet"),
+    "codec export": ("codec", "export", "{run}", "-o", "{blocked}/codec"),
+    "semantic train": ("semantic", "train", "--config", "tiny", "--manifest", "{manifest}", "--targets", "{tokenizer}", "-o",
+                       "{blocked}/run", "--quiet", "train.steps=1"),
+    "semantic eval": ("semantic", "eval", "--mfcc", "--manifest", "{manifest}", "-o", "{blocked}/x.md", "--quiet"),
+    "recipe speech": ("recipe", "speech", "--workdir", "{blocked}/work", "-o", "{out}/bundle", "--quiet", "manifest={manifest}"),
 }
 
 CODES_INPUTS = ("missing", "directory", "empty", "random", "truncated", "other_codec", "out_of_range")
@@ -138,6 +144,10 @@ def _cases() -> list[Case]:
     for kind in CODES_INPUTS:
         cases.append(Case("codec decode", kind, ("codec", "decode", "{codes}", "-o", "{out}/x.wav", "--model", "{codec}"), ERROR, "codes"))
     for kind in ("missing", "directory", "empty", "random"):
+        cases.append(Case("data from-lhotse", kind, ("data", "from-lhotse", "{manifest}", "-o", "{out}/manifest.jsonl"), ERROR,
+                          "manifest"))
+        cases.append(Case("codec export", kind, ("codec", "export", "{run}", "-o", "{out}/codec"), ERROR, "run"))
+    for kind in ("missing", "empty", "random"):
         cases.append(Case("data manifest", kind, ("data", "manifest", "{corpus}", "-o", "{out}/manifest.jsonl", "--quiet"), ERROR,
                           "corpus"))
     for kind in SHARDS_INPUTS:

@@ -84,10 +84,13 @@ def world(tmp_path_factory) -> dict[str, Path]:
     manifest = tone_manifest(root / "corpus", count=4, seconds=0.5)
     shards = root / "shards"
     tokenize_corpus(manifest, bundle / "semantic", bundle / "codec", shards, None, 256, 1, progress=False)
+    run = root / "codec-run"  # a finished tiny codec run, for `codec export`
+    assert main(["codec", "train", "--config", "tiny", "--manifest", str(manifest), "-o", str(run), "--quiet", "train.steps=1",
+                 "train.save_every=1"]) == 0
     blocked = root / "blocked"
     blocked.write_text("a regular file where a folder is expected\n")
     return {"root": root, "bundle": bundle, "codec": bundle / "codec", "tokenizer": bundle / "semantic", "audio": root / "good.wav",
-            "codes": Path(codes), "manifest": manifest, "shards": shards, "corpus": root / "corpus", "blocked": blocked}
+            "codes": Path(codes), "manifest": manifest, "shards": shards, "corpus": root / "corpus", "blocked": blocked, "run": run}
 
 
 def bad_file(case: Case, world: dict[str, Path], where: Path) -> Path:
@@ -99,6 +102,14 @@ def bad_file(case: Case, world: dict[str, Path], where: Path) -> Path:
         return path
     if kind == "directory":
         path.mkdir()
+        return path
+    if placeholder == "run":  # a training run folder
+        path.mkdir()
+        if kind == "empty":
+            (path / "checkpoints").mkdir()
+        elif kind == "random":
+            (path / "checkpoints").mkdir()
+            (path / "checkpoints" / "latest.txt").write_bytes(np.random.default_rng(3).bytes(200))
         return path
     if placeholder == "corpus":  # a folder to scan
         path.mkdir()

@@ -21,10 +21,10 @@ from audiolm.data.game_archives import (
     ArchiveError,
     decode_queen_clip,
     decode_sky_clip,
+    queen_speech,
     read_entry,
     read_queen_table,
     read_sky_index,
-    queen_speech,
     sky_sample,
     sky_speech,
 )

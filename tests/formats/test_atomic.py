@@ -57,3 +57,14 @@ def test_a_save_killed_midway_leaves_a_folder_loaders_refuse(tmp_path):
     assert sorted(p.name for p in (tmp_path / "codec").iterdir()) == ["model.safetensors"]
     with pytest.raises(FileError, match="config.json"):
         Codec.load(tmp_path / "codec")
+
+
+def test_check_writable_refuses_a_path_under_a_file_and_creates_nothing(tmp_path):
+    from audiolm.errors import FileError
+    from audiolm.formats.atomic import check_writable
+
+    check_writable(tmp_path / "new" / "deeper" / "out.wav")  # folders that do not exist yet are fine
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileError, match="is a file, not a folder"):
+        check_writable(tmp_path / "file" / "sub" / "out.wav")

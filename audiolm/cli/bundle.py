@@ -23,7 +23,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     config = EvalConfig(kind=args.kind, split=args.split, prompts=args.prompts, prompt_seconds=args.prompt_seconds,
                         continue_seconds=args.seconds, resynth=args.resynth,
-                        pairs=args.pairs, seed=args.seed)
+                        pairs=args.pairs, seed=args.seed, asr=args.asr)
     evaluate_bundle(args.models, args.manifest, args.output, config, progress=not args.quiet)
     print(f"wrote {Path(args.output) / 'report.md'} (results.json, spectrograms and examples/ beside it)")
 
@@ -71,6 +71,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=seconds("--seconds", limits.MAX_GENERATE_SECONDS), default=4.0, help="seconds of continuation")
     p.add_argument("--resynth", type=whole("--resynth", 1, limits.MAX_EVAL_ITEMS), default=16, help="utterances for WER and codec metrics")
     p.add_argument("--pairs", type=whole("--pairs", 1, limits.MAX_EVAL_ITEMS), default=40, help="minimal pairs of each kind")
+    p.add_argument("--asr", choices=("tiny.en", "base"), help="Whisper model for WER (default: base where its wheels are "
+                   "installed, else tiny.en; the report says which)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_eval)

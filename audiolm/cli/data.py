@@ -1,4 +1,4 @@
-"""Corpora and manifests: `audiolm data manifest | from-lhotse | stats | speakers | synth-speech | synth-piano | real-speech`."""
+"""Corpora and manifests: `audiolm data manifest | from-lhotse | stats | mix | speakers | synth-speech | synth-piano | real-speech`."""
 
 from __future__ import annotations
 
@@ -72,11 +72,34 @@ def cmd_data_from_lhotse(args: argparse.Namespace) -> None:
 
 def cmd_data_stats(args: argparse.Namespace) -> None:
     from audiolm.data.manifest import format_summary, read_manifest, summarize
+    from audiolm.data.mix import format_sources, summarize_sources
 
     entries = read_manifest(args.manifest)
     if not entries:
         raise AudiolmError(f"{args.manifest}: holds no entries")
     print(format_summary(summarize(entries)))
+    if any(e.extra.get("source") or e.extra.get("corpus") for e in entries):
+        print()
+        print(format_sources(summarize_sources(entries)))
+
+
+def cmd_data_mix(args: argparse.Namespace) -> None:
+    from audiolm.data.manifest import format_summary, summarize, write_split_manifests
+    from audiolm.data.mix import format_sources, mix, summarize_sources
+
+    _check_output(Path(args.output))
+    entries = mix(args.source, args.output, args.seed, args.valid_fraction, args.test_fraction)
+    written = write_split_manifests(args.output, entries)
+    print(format_summary(summarize(entries)))
+    print()
+    print(format_sources(summarize_sources(entries)))
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+def _mix_source(text: str):
+    from audiolm.data.mix import parse_source
+
+    return parse_source(text)
 
 
 def cmd_data_speakers(args: argparse.Namespace) -> None:
@@ -175,6 +198,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = data.add_parser("stats", help="hours, utterances and speakers of a manifest, per split")
     p.add_argument("manifest")
     p.set_defaults(func=cmd_data_stats)
+    p = data.add_parser("mix", help="combine corpora into one manifest with per-source sampling weights, speakers namespaced "
+                                    "by source, splits kept speaker-disjoint")
+    p.add_argument("--source", type=_mix_source, action="append", required=True, metavar="[NAME=]PATH[:WEIGHT]",
+                   help="a manifest or a corpus folder (one being built: its complete items so far), and its sampling weight "
+                        "(default 1: each second counts once; 2: twice, as if listed twice); NAME (default: the manifest's "
+                        "folder) prefixes its speakers and ids; repeat for each source")
+    p.add_argument("-o", "--output", required=True, help="manifest.jsonl; per-split manifests are written beside it")
+    p.add_argument("--valid-fraction", type=_fraction("--valid-fraction"), default=0.05, help="of the speakers of a source without splits")
+    p.add_argument("--test-fraction", type=_fraction("--test-fraction"), default=0.05, help="of the speakers of a source without splits")
+    p.add_argument("--seed", type=seed, default=0)
+    p.set_defaults(func=cmd_data_mix)
     p = data.add_parser("speakers", help="how many distinct synthetic speakers the installed engines can make")
     p.set_defaults(func=cmd_data_speakers)
     p = data.add_parser("synth-speech", help="synthesize a multi-speaker English corpus with phone alignments (resumable)")

@@ -1,4 +1,4 @@
-"""Token shards and the stage LMs: `audiolm tokenize`, `audiolm lm train`."""
+"""Token shards and the stage LMs: `audiolm tokenize`, `audiolm lm train` (semantic, coarse, fine, parallel)."""
 
 from __future__ import annotations
 
@@ -47,13 +47,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=whole("--workers", 1, limits.MAX_WORKERS), default=1, help="processes, one thread each")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_tokenize)
-    lm = commands.add_parser("lm", help="train the three stage language models on token shards").add_subparsers(dest="action",
+    lm = commands.add_parser("lm", help="train the stage language models on token shards").add_subparsers(dest="action",
                                                                                                                  required=True)
     p = lm.add_parser("train", help="train (or resume) one stage; torchrun for several processes")
-    p.add_argument("--stage", required=True, choices=("semantic", "coarse", "fine"))
+    p.add_argument("--stage", required=True, choices=("semantic", "coarse", "fine", "parallel"),
+                   help="parallel: the SoundStorm-style acoustic stage (all num_coarse + num_fine levels, e.g. --config parallel)")
     p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
     p.add_argument("--shards", help="token shards from `audiolm tokenize`")
-    p.add_argument("--acoustic-only", action="store_true", help="coarse stage without semantic tokens (the baseline)")
+    p.add_argument("--acoustic-only", action="store_true", help="coarse or parallel stage without semantic tokens (the baseline)")
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
     p.add_argument("--stop-after", type=whole("--stop-after", 1, limits.MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
     p.add_argument("--quiet", action="store_true")

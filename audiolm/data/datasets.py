@@ -2,11 +2,14 @@
 
 `AudioClips` loads a manifest's audio once (16-bit, so one hour of 16 kHz speech is 115 MB) and
 draws batches as a pure function of (seed, step): any process can build example i of step s's
-global batch without the others, which makes distributed training and exact resume simple.
+global batch without the others, which makes distributed training and exact resume simple. A clip is drawn with
+probability proportional to its length times its entry's `weight` (1 where the manifest gives none; see
+audiolm/data/mix.py), so a mixed corpus's sources are heard in the proportions its weights set.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ from tqdm import tqdm
 
 from audiolm.audio.io import AudioError, load_audio
 from audiolm.data.manifest import read_manifest
-from audiolm.errors import AudiolmError
+from audiolm.errors import AudiolmError, FileError
 
 
 class AudioClips:
@@ -28,6 +31,7 @@ class AudioClips:
         self.sample_rate = sample_rate
         self.clips: list[np.ndarray] = []
         self.speakers: list[str] = []  # each clip's speaker ("" where the manifest names none)
+        sampling: list[float] = []  # each clip's entry weight
         self.skipped: list[str] = []
         total = 0.0
         for entry in tqdm(entries, desc=f"load {manifest.name}", unit="file", disable=not progress):
@@ -41,12 +45,16 @@ class AudioClips:
                 continue
             self.clips.append((wav[0].numpy().clip(-1, 1) * 32767).astype(np.int16))
             self.speakers.append(entry.speaker or "")
+            sampling.append(_weight(entry.extra.get("weight", 1.0), manifest, entry.id))
             total += wav.shape[-1] / sample_rate
         if not self.clips:
             where = f" (split {split})" if split else ""
             raise AudiolmError(f"{manifest}: no readable audio{where}")
         lengths = np.array([len(c) for c in self.clips], dtype=np.float64)
-        self.weights = lengths / lengths.sum()
+        weighted = lengths * np.array(sampling)
+        if not weighted.sum() > 0:
+            raise FileError(manifest, "every clip has weight 0")
+        self.weights = weighted / weighted.sum()  # [N]: the probability of drawing each clip
         self.seconds = float(lengths.sum()) / sample_rate
 
     def __len__(self) -> int:
@@ -54,7 +62,7 @@ class AudioClips:
 
     def crops(self, count: int, num_samples: int, generator: torch.Generator) -> torch.Tensor:
         """`count` random crops `[count, 1, num_samples]` float32; clips are drawn in proportion to their length
-        and shorter clips are zero-padded."""
+        times their weight, and shorter clips are zero-padded."""
         picks = torch.multinomial(torch.from_numpy(self.weights), count, replacement=True, generator=generator).tolist()
         out = torch.zeros(count, 1, num_samples)
         for i, index in enumerate(picks):
@@ -73,6 +81,12 @@ class AudioClips:
         queues = list(by_speaker.values())
         order = [queue[i] for i in range(max(map(len, queues))) for queue in queues if i < len(queue)]
         return [torch.from_numpy(self.clips[i][:max_samples].astype(np.float32) / 32767)[None, None] for i in order[:count]]
+
+
+def _weight(value: object, manifest: Path, entry_id: str) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+        raise FileError(manifest, f"entry {entry_id!r}: weight must be a non-negative number, got {value!r}")
+    return float(value)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:

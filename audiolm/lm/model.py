@@ -12,20 +12,21 @@ from audiolm.errors import FileError
 from audiolm.formats.atomic import write_json
 from audiolm.formats.config import from_dict
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import build_module, load_module, save_module
+from audiolm.formats.tensors import build_module, load_module, save_module, start_model_folder
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import Transformer, TransformerConfig
 
 
 def build_model(spec: StageSpec, config: TransformerConfig) -> Transformer:
-    """The stage's Transformer: the vocabulary and the longest sequence come from the spec."""
-    return Transformer(TransformerConfig(**{**asdict(config), "vocab_size": spec.vocab_size, "max_seq_len": spec.max_seq_len}))
+    """The stage's Transformer: the vocabulary, the longest sequence and the attention (bidirectional for the parallel
+    stage) come from the spec."""
+    return Transformer(TransformerConfig(**{**asdict(config), "vocab_size": spec.vocab_size, "max_seq_len": spec.max_seq_len,
+                                            "causal": spec.stage != "parallel"}))
 
 
 def save_stage(folder: str | Path, model: Transformer, spec: StageSpec, fingerprints: dict | None = None,
                dtype: torch.dtype | None = None) -> Path:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = start_model_folder(folder)
     save_module(model, folder / "model.safetensors", dtype=dtype)
     write_json(folder / "config.json", {"kind": "audiolm-stage", "stage": asdict(spec), "model": asdict(model.config),
                                         "fingerprints": fingerprints or {}})
@@ -50,6 +51,9 @@ def load_stage(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
         vocab_size, max_seq_len = spec.vocab_size, spec.max_seq_len
     except (ArithmeticError, ValueError) as error:  # e.g. an acoustic frame rate of 0
         raise FileError(folder / "config.json", f"inconsistent stage settings ({error})") from None
+    if model_config.causal != (spec.stage != "parallel"):
+        raise FileError(folder / "config.json", f"a {'causal' if model_config.causal else 'bidirectional'} model does not fit "
+                                                f"its {spec.stage} stage")
     if model_config.vocab_size != vocab_size or model_config.max_seq_len < max_seq_len:
         raise FileError(folder / "config.json", f"model (vocabulary {model_config.vocab_size}, sequences up to {model_config.max_seq_len}) "
                                                 f"does not fit its {spec.stage} stage ({vocab_size}, {max_seq_len})")
@@ -64,7 +68,7 @@ def load_stage(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
 def stage_fingerprints(spec: StageSpec, semantic: str, codec: str) -> dict:
     """The fingerprints of the vocabularies a stage reads (a fine LM stays valid under a new semantic tokenizer)."""
     fingerprints = {}
-    if spec.stage == "semantic" or (spec.stage == "coarse" and spec.use_semantic):
+    if spec.stage == "semantic" or (spec.stage in ("coarse", "parallel") and spec.use_semantic):
         fingerprints["semantic"] = semantic
     if spec.stage != "semantic":
         fingerprints["codec"] = codec

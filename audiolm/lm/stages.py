@@ -1,12 +1,16 @@
-"""What each of AudioLM's three stages reads and predicts: one `StageSpec`, one token layout, one Transformer.
+"""What each of AudioLM's stages reads and predicts: one `StageSpec`, one token layout, one Transformer.
 
     semantic:  [BOS] s_1 .. s_Ts                                   predicts s
     coarse:    s_1 .. s_Ts [SEP] c_(1,1) .. c_(1,Q') c_(2,1) ..    predicts the coarse levels 1..Q'
                (acoustic-only baseline, use_semantic=False: [SEP] c_(1,1) ..)
     fine:      c_(1,1) .. c_(Ta,Q') [SEP] f_(1,Q'+1) .. f_(Ta,Q)   predicts the fine levels Q'+1..Q
+    parallel:  one position per acoustic frame: its aligned semantic id + its Q = Q' + (Q - Q') codes (or MASK),
+               embeddings summed; bidirectional; predicts the masked codes of one level (SoundStorm, lm/parallel.py)
+               (acoustic-only baseline, use_semantic=False: the codes alone)
 
 Each stream gets its own id range: semantic ids 0..Ks-1, then the special token (BOS / SEP: one id,
-`special`), then one range of `codebook_size` ids per acoustic level (frame by frame, see `tokens.py`).
+`special`), then one range of `codebook_size` ids per acoustic level (frame by frame, see `tokens.py`). The parallel
+stage has no special token: semantic ids 0..Ks-1, then per level `codebook_size` code ids and that level's MASK id.
 A training window holds `window_seconds` of aligned semantic ids (semantic_rate) and codes (acoustic_rate).
 """
 
@@ -18,8 +22,8 @@ import torch
 
 from audiolm.lm.tokens import flatten_codes, unflatten_codes
 
-STAGES = ("semantic", "coarse", "fine")
-DEFAULT_WINDOW = {"semantic": 10.0, "coarse": 4.0, "fine": 3.0}  # seconds (paper: 30, 10, 3; ours sized for CPU)
+STAGES = ("semantic", "coarse", "fine", "parallel")
+DEFAULT_WINDOW = {"semantic": 10.0, "coarse": 4.0, "fine": 3.0, "parallel": 4.0}  # seconds (paper: 30, 10, 3; ours sized for CPU)
 
 
 @dataclass(kw_only=True)
@@ -32,7 +36,7 @@ class StageSpec:
     semantic_rate: float = 25.0
     acoustic_rate: float = 50.0
     window_seconds: float = 0.0  # 0: the stage's default (DEFAULT_WINDOW)
-    use_semantic: bool = True  # coarse stage only: False is the acoustic-only baseline
+    use_semantic: bool = True  # coarse and parallel stages: False is the acoustic-only baseline
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -52,25 +56,32 @@ class StageSpec:
 
     @property
     def target_levels(self) -> int:
-        return {"semantic": 1, "coarse": self.num_coarse, "fine": self.num_fine}[self.stage]
+        return {"semantic": 1, "coarse": self.num_coarse, "fine": self.num_fine,
+                "parallel": self.num_coarse + self.num_fine}[self.stage]
 
     @property
     def target_offset(self) -> int:
         """First id of the predicted stream (level 0 of it)."""
-        return 0 if self.stage == "semantic" else self.special + 1
+        return {"semantic": 0, "parallel": self.semantic_vocab}.get(self.stage, self.special + 1)
+
+    @property
+    def level_stride(self) -> int:
+        """Ids per predicted level: its codes, and for the parallel stage its MASK id."""
+        return self.codebook_size + (self.stage == "parallel")
 
     @property
     def vocab_size(self) -> int:
         if self.stage == "semantic":
             return self.semantic_vocab + 1
-        return self.target_offset + self.target_levels * self.codebook_size
+        return self.target_offset + self.target_levels * self.level_stride
 
     def target_range(self, index: int) -> tuple[int, int]:
-        """Ids allowed for the `index`-th token of the predicted stream (its level's range)."""
+        """Ids allowed for the `index`-th token of the predicted stream (its level's range; the parallel stage's
+        MASK id of that level is the id just past it)."""
         if self.stage == "semantic":
             return 0, self.semantic_vocab
         level = index % self.target_levels
-        start = self.target_offset + level * self.codebook_size
+        start = self.target_offset + level * self.level_stride
         return start, start + self.codebook_size
 
     # --- windows ---------------------------------------------------------------------------------
@@ -94,13 +105,16 @@ class StageSpec:
             return frames + 1
         if self.stage == "coarse":
             return (frames // self.ratio if self.use_semantic else 0) + 1 + frames * self.num_coarse
+        if self.stage == "parallel":
+            return frames
         return frames * (self.num_coarse + self.num_fine) + 1
 
-    # --- sequences -------------------------------------------------------------------------------
+    # --- sequences (the autoregressive stages; the parallel stage's frames: lm/parallel.py) ---------
     def prefix(self, semantic: torch.Tensor | None = None, coarse: torch.Tensor | None = None) -> torch.Tensor:
         """The conditioning part of a window, special token included: `[B, P]`.
 
         semantic stage: [BOS]; coarse: semantic ids `[B, Ts]` then SEP; fine: coarse codes `[B, Q', Ta]` then SEP."""
+        assert self.stage != "parallel", "the parallel stage reads frames, not sequences (lm/parallel.py)"
         if self.stage == "semantic":
             return torch.full((1, 1), self.special, dtype=torch.long)
         if self.stage == "coarse":
@@ -115,6 +129,7 @@ class StageSpec:
     def targets(self, semantic: torch.Tensor | None = None, codes: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted stream as tokens: semantic ids `[B, Ts]` as they are; coarse / fine levels of `codes [B, K, Ta]`
         flattened into their ranges."""
+        assert self.stage != "parallel", "the parallel stage reads frames, not sequences (lm/parallel.py)"
         if self.stage == "semantic":
             return semantic
         levels = codes[:, : self.num_coarse] if self.stage == "coarse" else codes[:, self.num_coarse: self.num_coarse + self.num_fine]

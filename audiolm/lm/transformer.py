@@ -5,6 +5,9 @@
     cache = model.new_cache(batch=B, max_len=S_max)
     logits = model(prefix, cache)                   # prefill: fills cache positions 0..P-1
     logits = model(next_token[:, None], cache)      # one step: position P, attends to 0..P
+    encoder = Transformer(TransformerConfig(vocab_size=V, causal=False))
+    logits = encoder(frames)                        # frames [B, S, N] -> [B, S, V]: N ids per position, embeddings summed,
+                                                    # every position attends to every other (no cache)
 
 Pre-norm blocks (LayerNorm), rotary positions (so attention depends on relative offsets only: a window
 generated at any offset sees what training saw), `scaled_dot_product_attention` (flash / memory-efficient
@@ -12,7 +15,9 @@ kernels on GPU), GELU (tanh) MLP. Generation takes one small step per token, so 
 number of tensor operations low (functional calls, one rotary call for q and k): on one CPU thread a step
 costs about 3 ms at dim 256, depth 4; generation on the CPU takes its steps through the same arithmetic compiled
 into one call (fused_step.py), about 1.4 ms (benchmarks/bench_generate.py).
-Shapes: B batch, S sequence, D dim, H heads, V vocabulary.
+`causal=False` (the parallel acoustic stage, lm/parallel.py) only drops the attention mask: the same blocks and
+weights, no cache.
+Shapes: B batch, S sequence, D dim, H heads, V vocabulary, N ids per position.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class TransformerConfig:
     dropout: float = 0.0
     max_seq_len: int = 8192  # longest sequence (rotary table)
     rope_base: float = 10000.0
+    causal: bool = True  # False: bidirectional attention (the parallel stage), without a KV cache
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
@@ -75,6 +81,7 @@ class Block(nn.Module):
         hidden = int(config.ff_mult * config.dim)
         self.num_heads = config.num_heads
         self.dropout = config.dropout
+        self.causal = config.causal
         self.attention_norm = nn.LayerNorm(config.dim, bias=False)
         self.qkv = nn.Parameter(torch.randn(config.dim, 3 * config.dim) * 0.02)  # [D, 3D]
         self.out = nn.Linear(config.dim, config.dim, bias=False)
@@ -97,7 +104,7 @@ class Block(nn.Module):
         if S == 1:  # one new position sees every cached one
             y = F.scaled_dot_product_attention(q, k, v)
         elif start == 0:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         else:  # a chunk after cached positions: position start+i sees 0..start+i
             mask = torch.ones(S, start + S, dtype=torch.bool, device=x.device).tril(diagonal=start)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -136,23 +143,29 @@ class Transformer(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
 
     def new_cache(self, batch: int, max_len: int | None = None) -> KVCache:
+        if not self.config.causal:
+            raise ValueError("a bidirectional Transformer has no KV cache")
         parameter = self.embedding.weight
         return KVCache(self.config, batch, max_len or self.config.max_seq_len, parameter.device, parameter.dtype)
 
     def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """`tokens [B, S]` -> logits `[B, S, V]`; with `cache`, the tokens sit at positions cache.length.. and
-        the cache grows by S."""
+        """`tokens [B, S]` (or `[B, S, N]`: N ids per position, their embeddings summed) -> logits `[B, S, V]`; with
+        `cache`, the tokens sit at positions cache.length.. and the cache grows by S."""
         return self.head(self.features(tokens, cache))
 
     def features(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """The final hidden states `[B, S, D]` (`head` turns them into logits; training applies it to the
         predicted positions only)."""
-        B, S = tokens.shape
+        B, S = tokens.shape[:2]
+        if cache is not None and not self.config.causal:
+            raise ValueError("a bidirectional Transformer takes no KV cache")
         start = cache.length if cache is not None else 0
         if start + S > min(cache.max_len if cache is not None else math.inf, self.config.max_seq_len):
             raise ValueError(f"sequence of {start + S} tokens is longer than the cache or max_seq_len")
         rotation = self.rotation[start:start + S]
-        x = self.embedding(tokens)  # [B, S, D]
+        x = self.embedding(tokens)  # [B, S, D] (or [B, S, N, D])
+        if tokens.dim() == 3:
+            x = x.sum(dim=2)  # several ids per position (the parallel stage's frames): [B, S, D]
         for layer, block in enumerate(self.blocks):
             x = block(x, rotation, cache, layer)
         if cache is not None:

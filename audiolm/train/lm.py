@@ -138,8 +138,9 @@ def resolve_preset(preset: str) -> Path:
 
 def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
              stop_after: int | None = None):
-    """Train (or resume) one stage (`semantic`, `coarse`, `fine`) from a preset and overrides into `run_dir`; the
-    final model lands in `run_dir/model/`. The vocabulary (semantic K, codebook size, frame rates) comes from the shards."""
+    """Train (or resume) one stage (`semantic`, `coarse`, `fine`, `parallel`: train/parallel.py) from a preset and
+    overrides into `run_dir`; the final model lands in `run_dir/model/`. The vocabulary (semantic K, codebook size,
+    frame rates) comes from the shards."""
     from audiolm.data.shards import TokenShards
     from audiolm.formats.config import load_config
     from audiolm.train.loop import train
@@ -149,12 +150,17 @@ def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] 
         raise AudiolmError("no training data: pass --shards (a folder from `audiolm tokenize`)")
     shards = TokenShards(config.data.shards)
     spec = config.stage
-    if spec.num_coarse + (spec.num_fine if spec.stage == "fine" else 0) > shards.num_codebooks:
+    if spec.num_coarse + (spec.num_fine if spec.stage in ("fine", "parallel") else 0) > shards.num_codebooks:
         raise AudiolmError(f"{config.data.shards}: holds {shards.num_codebooks} codec levels; the stage wants "
                            f"{spec.num_coarse} coarse + {spec.num_fine} fine")
     config.stage = StageSpec(**{**asdict(spec), "semantic_vocab": shards.semantic_vocab, "codebook_size": shards.codebook_size,
                                 "semantic_rate": shards.semantic_frame_rate, "acoustic_rate": shards.acoustic_frame_rate})
     fingerprints = stage_fingerprints(config.stage, shards.tokenizer_fingerprint, shards.codebook_fingerprint)
     torch.manual_seed(config.train.seed)
-    task = LMTask(config, shards, fingerprints=fingerprints)
+    if config.stage.stage == "parallel":
+        from audiolm.train.parallel import ParallelTask
+
+        task = ParallelTask(config, shards, fingerprints=fingerprints)
+    else:
+        task = LMTask(config, shards, fingerprints=fingerprints)
     return train(task, config.train, run_dir, {"kind": "lm-run", **asdict(config)}, progress=progress, stop_after=stop_after)

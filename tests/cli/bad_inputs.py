@@ -122,6 +122,7 @@ OUTPUT_COMMANDS = {  # every command that writes, with its output under a path w
                        "{blocked}/run", "--quiet", "train.steps=1"),
     "semantic eval": ("semantic", "eval", "--mfcc", "--manifest", "{manifest}", "-o", "{blocked}/x.md", "--quiet"),
     "recipe speech": ("recipe", "speech", "--workdir", "{blocked}/work", "-o", "{out}/bundle", "--quiet", "manifest={manifest}"),
+    "data mix": ("data", "mix", "--source", "{manifest}:2", "-o", "{blocked}/mixed.jsonl"),
 }
 
 CODES_INPUTS = ("missing", "directory", "empty", "random", "truncated", "other_codec", "out_of_range")
@@ -147,6 +148,7 @@ def _cases() -> list[Case]:
         cases.append(Case("data from-lhotse", kind, ("data", "from-lhotse", "{manifest}", "-o", "{out}/manifest.jsonl"), ERROR,
                           "manifest"))
         cases.append(Case("codec export", kind, ("codec", "export", "{run}", "-o", "{out}/codec"), ERROR, "run"))
+        cases.append(Case("data mix", kind, ("data", "mix", "--source", "{manifest}:2", "-o", "{out}/mixed.jsonl"), ERROR, "manifest"))
     for kind in ("missing", "empty", "random"):
         cases.append(Case("data manifest", kind, ("data", "manifest", "{corpus}", "-o", "{out}/manifest.jsonl", "--quiet"), ERROR,
                           "corpus"))

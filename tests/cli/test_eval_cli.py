@@ -1,5 +1,6 @@
 """`audiolm eval` end to end on a tiny random bundle and a few synthesized held-out utterances, with the real
-evaluators (resemblyzer, Whisper tiny.en): every section lands in results.json and the markdown report."""
+evaluators (resemblyzer, Whisper base where installed, else tiny.en): every section lands in results.json and the
+markdown report."""
 
 import json
 
@@ -8,6 +9,7 @@ from audiolm.cli.main import main
 from audiolm.data.manifest import Entry, write_manifest
 from audiolm.data.speakers import Speaker
 from audiolm.data.tts import synthesize
+from audiolm.eval.asr import default_model
 from tests.helpers_lm import tiny_bundle
 
 TEXTS = ["the farmer walks to the river every morning", "a quiet river runs under the old bridge",
@@ -42,10 +44,13 @@ def test_eval_writes_every_section(tmp_path, capsys):
     assert all(0 <= row["accuracy"] <= 1 for row in speaker.values())
     wer = results["intelligibility"]["wer"]
     assert len(wer) == 4 and wer["original"] < 0.5  # Whisper understands the real synthesized speech
+    asr = results["intelligibility"]["asr"]
+    assert asr == f"Whisper {default_model()}" and results["config"]["asr"] == default_model()  # base where installed
     assert results["semantic_lm"]["perplexity"] > 1 and results["minimal_pairs"]["lexical"]["pairs"] == 2
     coarse = results["coarse_lm"]["systems"]
     assert set(coarse) == {"full", "acoustic-only"} and all(len(row["ce_per_level"]) == 2 for row in coarse.values())
     report = (out / "report.md").read_text()
+    assert f"{asr} word error rate" in report
     for heading in ("## Continuation", "## Intelligibility", "## Semantic LM", "## Coarse LM", "## Minimal pairs", "continuation0.png"):
         assert heading in report
     assert (out / "continuation0.png").stat().st_size > 1000 and (out / "examples" / "prompt0-full.wav").is_file()

@@ -5,7 +5,7 @@ import pytest
 
 from audiolm.data.speakers import Speaker
 from audiolm.data.tts import synthesize
-from audiolm.eval.speaker import SpeakerEncoder, prompt_similarity, speaker_accuracy
+from audiolm.eval.speaker import SpeakerEncoder, equal_error_rate, prompt_similarity, speaker_accuracy, trial_scores
 
 
 def _clusters(speakers: int, per: int, noise: float, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -44,3 +44,22 @@ def test_resemblyzer_tells_two_voices_apart():
     same = (vectors[0] @ vectors[1] + vectors[2] @ vectors[3]) / 2
     different = (vectors[0] @ vectors[2] + vectors[1] @ vectors[3]) / 2
     assert same > different + 0.1
+
+
+def test_equal_error_rate_of_separated_overlapping_and_random_scores():
+    assert equal_error_rate([0.9, 0.8], [0.5, 0.2, 0.1]) == 0.0
+    assert equal_error_rate([0.9, 0.8, 0.3], [0.5, 0.2, 0.1]) == pytest.approx(1 / 3)  # at 0.5: 1 of 3 each way
+    rng = np.random.default_rng(0)
+    assert abs(equal_error_rate(rng.normal(size=2000), rng.normal(size=2000)) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="pairs"):
+        equal_error_rate([], [0.1])
+
+
+def test_trial_scores_pair_every_clip_once():
+    vectors, speakers = _clusters(3, 4, 0.1)
+    same, different = trial_scores(vectors, speakers)
+    assert len(same) == 3 * 6 and len(different) == 12 * 11 // 2 - 18
+    assert equal_error_rate(same, different) == 0.0
+    _, shuffled = _clusters(3, 4, 0.1)
+    noisy, _ = _clusters(3, 4, 2.0)
+    assert equal_error_rate(*trial_scores(noisy, shuffled)) > 0.1

@@ -10,7 +10,7 @@ noise, gain. Per transform: the cosine distance between a clip's embedding and i
 median), the share of clips moved further than the typical (median) distance between two clips of the same
 speaker and than the typical distance between two different speakers, and speaker identification (nearest
 centroid of the originals' other clips, among the split's speakers). Prints a markdown table and writes
-benchmarks/results/augment.md and augment.json.
+benchmarks/results/augment.md and augment.json. About 30 minutes on the shared 2-core machine (mostly the embeddings).
 """
 
 from __future__ import annotations
@@ -142,8 +142,10 @@ def main() -> None:
              f"`{args.manifest}`, resemblyzer (GE2E) vectors, cosine distance to the clip's own original. Typical distances: "
              f"{typical_same:.3f} between two clips of one speaker, {typical_different:.3f} between two speakers (medians). "
              f"Speaker id: nearest centroid of the originals among {len(set(speakers))} speakers (chance "
-             f"{1 / len(set(speakers)):.3f}). Cost: seconds of CPU per second of audio.\n")
-    table = ["| transform | mean distance | median | beyond same-speaker | beyond different-speaker | speaker id | cost (s/s) |",
+             f"{1 / len(set(speakers)):.3f}). Cost: wall-clock seconds per second of audio on the shared 2-core machine "
+             f"(busy: read it as an upper bound).\n")
+    table = ["| transform | mean distance | median | beyond same-speaker | beyond different-speaker | speaker id "
+             "| cost (s per s of audio) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     fmt = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
     for r in rows:

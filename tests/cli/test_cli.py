@@ -155,8 +155,8 @@ def test_manifest_input_and_output_errors_are_one_line_and_write_nothing(tmp_pat
         (tmp_path / "no_audio", tmp_path / "out" / "m.jsonl", tmp_path / "no_audio", "no readable audio"),
         (tmp_path / "missing", tmp_path / "out" / "m.jsonl", tmp_path / "missing", "no such folder"),
         (corpus / "a.wav", tmp_path / "out" / "m.jsonl", corpus / "a.wav", "not a folder"),
-        (corpus, a_file / "m.jsonl", a_file / "m.jsonl", "not a folder"),
-        (corpus, a_file / "sub" / "m.jsonl", a_file / "sub" / "m.jsonl", "not a folder"),
+        (corpus, a_file / "m.jsonl", a_file, "not a folder"),  # output paths are checked before any work (check_writable)
+        (corpus, a_file / "sub" / "m.jsonl", a_file, "not a folder"),
         (corpus, corpus, corpus, "is a folder"),
     ]
     before = sorted(tmp_path.rglob("*"))

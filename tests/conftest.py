@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 LIBRISPEECH_SPEAKERS = ("19", "84", "251", "1272")
 LIBRISPEECH_CHAPTER = "100"
@@ -70,3 +71,13 @@ def _write_sine_fixture():
 def _make_librispeech_fixture():
     """The `make_librispeech(corpus_dir, part="dev-clean", speakers=..., utterances=2, seconds=0.5)` helper."""
     return make_librispeech
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: tiny tensors are faster so, and bit-exact comparisons with one-thread
+    subprocesses need it. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from audiolm.codec.model import Codec, CodecConfig
+from audiolm.data.shards import tokenize_corpus
 from audiolm.generation.pipeline import PARTS
 from audiolm.lm.model import build_model, save_stage
 from audiolm.lm.stages import StageSpec
@@ -32,3 +33,16 @@ def tiny_bundle(folder: Path, window_seconds: float = 1.0) -> Path:
                          use_semantic=name != "acoustic")
         save_stage(folder / part, build_model(spec, TransformerConfig(dim=32, num_layers=1, num_heads=2)), spec, fingerprints)
     return folder
+
+
+def tiny_token_corpus(folder: Path, count: int = 8, seconds: float = 2.0) -> dict[str, Path]:
+    """Tone clips, a tiny random codec, a 25 Hz MFCC tokenizer and their token shards: {manifest, codec, semantic, shards}."""
+    from tests.helpers_codec import tone_manifest
+
+    manifest = tone_manifest(folder / "audio", count=count, seconds=seconds)
+    torch.manual_seed(0)
+    Codec(CodecConfig(**TINY_CODEC)).save(folder / "codec")
+    clips = [torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(i)) * 0.1 for i in range(6)]
+    fit_tokenizer(MFCCEncoder(stack=2), 0, clips, k=8, iterations=3).save(folder / "semantic")
+    tokenize_corpus(manifest, folder / "semantic", folder / "codec", folder / "shards", progress=False)
+    return {"manifest": manifest, "codec": folder / "codec", "semantic": folder / "semantic", "shards": folder / "shards"}

@@ -38,38 +38,20 @@ import yaml
 from safetensors.torch import load_file
 
 from audiolm.cli.main import main
-from audiolm.codec.model import Codec, CodecConfig
-from audiolm.data.shards import tokenize_corpus
-from audiolm.semantic.encoder import MFCCEncoder
-from audiolm.semantic.tokenizer import fit_tokenizer
-from tests.helpers_codec import tone_manifest
-from tests.helpers_lm import TINY_CODEC
+from tests.helpers_lm import tiny_token_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The subprocesses run on one thread; so do the in-process runs they are compared with (bit-exact needs it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     """Tone clips, a tiny codec, a 25 Hz MFCC tokenizer (also the semantic encoder's targets) and their shards."""
-    folder = tmp_path_factory.mktemp("models")
-    manifest = tone_manifest(folder / "audio", count=8, seconds=1.0)
-    torch.manual_seed(0)
-    Codec(CodecConfig(**TINY_CODEC)).save(folder / "codec")
-    clips = [torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(i)) * 0.1 for i in range(6)]
-    fit_tokenizer(MFCCEncoder(stack=2), 0, clips, k=8, iterations=3).save(folder / "semantic")
-    tokenize_corpus(manifest, folder / "semantic", folder / "codec", folder / "shards", progress=False)
-    return {"manifest": manifest, "codec": folder / "codec", "semantic": folder / "semantic", "shards": folder / "shards"}
+    return tiny_token_corpus(tmp_path_factory.mktemp("models"), seconds=1.0)
 
 
 # ---- killing ------------------------------------------------------------------------------------------------------

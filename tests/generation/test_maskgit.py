@@ -11,13 +11,7 @@ from audiolm.lm.parallel import frame_ids, level_logits, mask_code
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import TransformerConfig
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stage(use_semantic: bool = True):

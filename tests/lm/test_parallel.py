@@ -16,13 +16,7 @@ SPEC = dict(stage="parallel", semantic_vocab=8, codebook_size=32, num_coarse=2, 
             acoustic_rate=50.0, window_seconds=1.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _spec(**changes) -> StageSpec:

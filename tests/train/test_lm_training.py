@@ -7,13 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiolm.codec.model import Codec, CodecConfig
 from audiolm.data.shards import TokenShards, tokenize_corpus
 from audiolm.lm.model import load_stage
-from audiolm.semantic.encoder import MFCCEncoder
-from audiolm.semantic.tokenizer import fit_tokenizer
 from audiolm.train.lm import TokenStreams, train_lm
-from tests.helpers_codec import tone_manifest
+from tests.helpers_lm import tiny_token_corpus
 
 TINY_CODEC = dict(encoder_dim=16, encoder_layers=1, encoder_channels=4, latent_dim=16, num_codebooks=4, codebook_size=32,
                   decoder_dim=32, decoder_layers=1)
@@ -21,14 +18,7 @@ TINY_CODEC = dict(encoder_dim=16, encoder_layers=1, encoder_channels=4, latent_d
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    manifest = tone_manifest(folder / "audio", count=8, seconds=2.0)
-    torch.manual_seed(0)
-    Codec(CodecConfig(**TINY_CODEC)).save(folder / "codec")
-    clips = [torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(i)) * 0.1 for i in range(6)]
-    fit_tokenizer(MFCCEncoder(stack=2), 0, clips, k=8, iterations=3).save(folder / "semantic")
-    tokenize_corpus(manifest, folder / "semantic", folder / "codec", folder / "shards", progress=False)
-    return folder / "shards"
+    return tiny_token_corpus(tmp_path_factory.mktemp("corpus"))["shards"]
 
 
 def test_streams_join_a_speakers_utterances_with_aligned_frames(shards):

@@ -13,38 +13,21 @@ import torch
 from safetensors.torch import load_file
 
 from audiolm.cli.main import main
-from audiolm.codec.model import Codec, CodecConfig
-from audiolm.data.shards import tokenize_corpus
 from audiolm.generation.maskgit import generate_parallel
 from audiolm.lm.model import load_stage
-from audiolm.semantic.encoder import MFCCEncoder
-from audiolm.semantic.tokenizer import fit_tokenizer
 from audiolm.train.lm import train_lm
-from tests.helpers_codec import tone_manifest
 from tests.helpers_ddp import assert_same_training
-from tests.helpers_lm import TINY_CODEC
+from tests.helpers_lm import tiny_token_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    manifest = tone_manifest(folder / "audio", count=8, seconds=2.0)
-    torch.manual_seed(0)
-    Codec(CodecConfig(**TINY_CODEC)).save(folder / "codec")
-    clips = [torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(i)) * 0.1 for i in range(6)]
-    fit_tokenizer(MFCCEncoder(stack=2), 0, clips, k=8, iterations=3).save(folder / "semantic")
-    tokenize_corpus(manifest, folder / "semantic", folder / "codec", folder / "shards", progress=False)
-    return folder / "shards"
+    return tiny_token_corpus(tmp_path_factory.mktemp("corpus"))["shards"]
 
 
 def test_the_parallel_stage_learns_validates_per_level_and_exports(shards, tmp_path):

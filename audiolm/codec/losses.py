@@ -62,6 +62,13 @@ class MultiScaleMelLoss(nn.Module):
         return total / len(self.mels)
 
 
+def _stacked(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """`real`, `fake [B, 1, L]` -> `[2B, L]` (one STFT for both), or ValueError for unequal or wrong shapes."""
+    if real.shape != fake.shape or real.dim() != 3 or real.shape[1] != 1:
+        raise ValueError(f"expected real and fake [B, 1, L] of equal shapes, got {list(real.shape)} and {list(fake.shape)}")
+    return torch.cat([real, fake]).squeeze(1)
+
+
 class MultiResolutionSTFTLoss(nn.Module):
     """Linear-frequency STFT magnitude loss at several resolutions (Parallel WaveGAN's), `real`, `fake [B, 1, L]` -> scalar.
 
@@ -79,9 +86,7 @@ class MultiResolutionSTFTLoss(nn.Module):
         self.eps = eps
 
     def forward(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if real.shape != fake.shape or real.dim() != 3 or real.shape[1] != 1:
-            raise ValueError(f"expected real and fake [B, 1, L] of equal shapes, got {list(real.shape)} and {list(fake.shape)}")
-        both = torch.cat([real, fake]).squeeze(1)
+        both = _stacked(real, fake)
         total = both.new_zeros(())
         for n_fft, hop in self.resolutions:
             mag_real, mag_fake = stft(both, n_fft, hop).abs().chunk(2)  # [B, F, T]
@@ -110,9 +115,7 @@ class CompressedComplexSTFTLoss(nn.Module):
         self.power, self.eps = power, eps
 
     def forward(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if real.shape != fake.shape or real.dim() != 3 or real.shape[1] != 1:
-            raise ValueError(f"expected real and fake [B, 1, L] of equal shapes, got {list(real.shape)} and {list(fake.shape)}")
-        both = torch.cat([real, fake]).squeeze(1)
+        both = _stacked(real, fake)
         total = both.new_zeros(())
         for n_fft, hop in self.resolutions:
             spec = torch.view_as_real(stft(both, n_fft, hop))  # [2B, F, T, 2]

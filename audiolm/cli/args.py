@@ -6,9 +6,10 @@ A value out of range raises `AudiolmError` while the arguments are parsed, so `m
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 
-from audiolm.limits import MAX_AUDIO_FILE_BYTES, MAX_SEED, check_count, check_file_bytes, check_number
+from audiolm.limits import MAX_AUDIO_FILE_BYTES, MAX_SEED, MAX_TRAIN_STEPS, check_count, check_file_bytes, check_number
 
 
 def number(flag: str, low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
@@ -56,3 +57,11 @@ def check_audio_files(paths: list, max_seconds: float) -> None:
     for path in paths:
         check_file_bytes(path, MAX_AUDIO_FILE_BYTES)
         check_duration(path, max_seconds)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options every trainer shares: the run folder, a step budget, --quiet and `key=value` overrides."""
+    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
+    p.add_argument("--stop-after", type=whole("--stop-after", 1, MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")

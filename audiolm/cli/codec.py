@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from audiolm import limits
-from audiolm.cli.args import check_audio_files, number, whole
+from audiolm.cli.args import add_run_options, check_audio_files, number, whole
 from audiolm.errors import AudiolmError, FileError
 
 
@@ -85,10 +85,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = codec.add_parser("train", help="train (or resume) a codec; torchrun for several processes")
     p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
     p.add_argument("--manifest", help="training manifest with train/valid splits")
-    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
-    p.add_argument("--stop-after", type=whole("--stop-after", 1, limits.MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    add_run_options(p)
     p.set_defaults(func=cmd_codec_train)
     p = codec.add_parser("export", help="write a run's latest checkpoint as an inference model (model.safetensors + config.json)")
     p.add_argument("run")

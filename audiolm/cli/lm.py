@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from audiolm import limits
-from audiolm.cli.args import whole
+from audiolm.cli.args import add_run_options, whole
 
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
@@ -55,8 +55,5 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
     p.add_argument("--shards", help="token shards from `audiolm tokenize`")
     p.add_argument("--acoustic-only", action="store_true", help="coarse or parallel stage without semantic tokens (the baseline)")
-    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
-    p.add_argument("--stop-after", type=whole("--stop-after", 1, limits.MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    add_run_options(p)
     p.set_defaults(func=cmd_lm_train)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from audiolm import limits
-from audiolm.cli.args import check_audio_files, seconds, seed, whole
+from audiolm.cli.args import add_run_options, check_audio_files, seconds, seed, whole
 from audiolm.errors import AudiolmError
 
 
@@ -103,10 +103,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
     p.add_argument("--manifest", help="training manifest with train/valid splits")
     p.add_argument("--targets", help="tokenizer folder giving the targets (fit-kmeans on mfcc-25hz, or on the previous encoder)")
-    p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
-    p.add_argument("--stop-after", type=whole("--stop-after", 1, limits.MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    add_run_options(p)
     p.set_defaults(func=cmd_semantic_train)
     p = semantic.add_parser("fit-kmeans", help="fit a tokenizer: one encoder layer, standardised, k-means")
     p.add_argument("--encoder", required=True, help="mfcc, mfcc-25hz, an encoder folder or training run, or a Hugging Face model folder")

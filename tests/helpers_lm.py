@@ -19,7 +19,9 @@ TINY_CODEC = dict(encoder_dim=16, encoder_layers=1, encoder_channels=4, latent_d
                   decoder_dim=32, decoder_layers=1)
 
 
-def tiny_bundle(folder: Path, window_seconds: float = 1.0) -> Path:
+def tiny_bundle(folder: Path, window_seconds: float = 1.0, parallel: bool = False) -> Path:
+    """Every part of a bundle, random; with `parallel`, the parallel acoustic stage and its baseline too (then the
+    default acoustic stage is the parallel one)."""
     torch.manual_seed(0)
     codec = Codec(CodecConfig(**TINY_CODEC))
     codec.save(folder / "codec")
@@ -28,9 +30,11 @@ def tiny_bundle(folder: Path, window_seconds: float = 1.0) -> Path:
     tokenizer.save(folder / "semantic")
     fingerprints = {"semantic": tokenizer.fingerprint(), "codec": Codec.load(folder / "codec").codebook_fingerprint()}
     for name, part in PARTS.items():
-        stage = "coarse" if name == "acoustic" else name
+        if name.startswith("parallel") and not parallel:
+            continue
+        stage = {"acoustic": "coarse", "parallel_acoustic": "parallel"}.get(name, name)
         spec = StageSpec(stage=stage, semantic_vocab=8, codebook_size=32, num_coarse=2, num_fine=2, window_seconds=window_seconds,
-                         use_semantic=name != "acoustic")
+                         use_semantic=name not in ("acoustic", "parallel_acoustic"))
         save_stage(folder / part, build_model(spec, TransformerConfig(dim=32, num_layers=1, num_heads=2)), spec, fingerprints)
     return folder
 

@@ -49,6 +49,16 @@ def whole(flag: str, low: int, high: int) -> Callable[[str], int]:
 seed = whole("--seed", 0, MAX_SEED)
 
 
+def whole_list(flag: str, low: int, high: int) -> Callable[[str], tuple[int, ...]]:
+    """Comma-separated whole numbers, each in [low, high], for the option `flag` (`16,1` -> (16, 1))."""
+    one = whole(flag, low, high)
+
+    def parse(text: str) -> tuple[int, ...]:
+        return tuple(one(part.strip()) for part in text.split(","))
+
+    return parse
+
+
 def check_audio_files(paths: list, max_seconds: float) -> None:
     """Refuse audio files a command reads whole that are over MAX_AUDIO_FILE_BYTES on disk or longer than `max_seconds`
     (from the header), all of them before any is decoded; a missing or unreadable file fails here too."""

@@ -31,11 +31,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_bundle(args: argparse.Namespace) -> None:
     from audiolm.generation.bundle import write_bundle
 
-    stages = {"semantic": args.semantic_lm, "coarse": args.coarse_lm}
-    if args.fine_lm:
-        stages["fine"] = args.fine_lm
-    if args.acoustic_lm:
-        stages["acoustic"] = args.acoustic_lm
+    given = {"semantic": args.semantic_lm, "coarse": args.coarse_lm, "fine": args.fine_lm, "acoustic": args.acoustic_lm,
+             "parallel": args.parallel_lm, "parallel_acoustic": args.parallel_acoustic_lm}
+    stages = {name: folder for name, folder in given.items() if folder}
     write_bundle(args.output, args.tokenizer, args.codec, stages, fp16=not args.fp32)
     if args.prompts_from:
         from audiolm.generation.bundle import write_prompts
@@ -81,9 +79,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", required=True, help="semantic tokenizer folder")
     p.add_argument("--codec", required=True, help="codec folder")
     p.add_argument("--semantic-lm", required=True, help="stage run or model folder")
-    p.add_argument("--coarse-lm", required=True)
+    p.add_argument("--coarse-lm", help="the autoregressive coarse LM (a bundle needs it or --parallel-lm)")
     p.add_argument("--fine-lm", help="optional: without it the codec decodes the coarse levels alone (the paper's piano model)")
     p.add_argument("--acoustic-lm", help="the acoustic-only coarse LM (optional)")
+    p.add_argument("--parallel-lm", help="the parallel acoustic stage (SoundStorm), beside or instead of the coarse LM")
+    p.add_argument("--parallel-acoustic-lm", help="the parallel stage's acoustic-only baseline (optional)")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     p.add_argument("--prompts-from", metavar="MANIFEST", help="also cut 3 s prompts of held-out speakers into prompts/")
     p.add_argument("--prompt-count", type=whole("--prompt-count", 1, limits.MAX_BUNDLE_PROMPTS), default=4)

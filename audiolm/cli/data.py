@@ -1,4 +1,5 @@
-"""Corpora and manifests: `audiolm data manifest | from-lhotse | stats | mix | speakers | synth-speech | synth-piano | real-speech`."""
+"""Corpora and manifests: `audiolm data manifest | from-lhotse | stats | mix | speakers | synth-speech | synth-piano |
+real-speech | transcribe`."""
 
 from __future__ import annotations
 
@@ -149,6 +150,21 @@ def cmd_real_speech(args: argparse.Namespace) -> None:
     print(f"clips kept: {summary['kept']} of {summary['clips']}" + (f"; dropped: {reasons} (manifest.failed.txt)" if reasons else ""))
 
 
+def cmd_data_transcribe(args: argparse.Namespace) -> None:
+    from audiolm.data.transcribe import transcribe_manifest
+
+    splits = tuple(dict.fromkeys(args.split)) if args.split else None
+    result = transcribe_manifest(args.manifest, splits, args.asr, workers=args.workers, overwrite=args.overwrite,
+                                 progress=not args.quiet)
+    for path, problem in result.failures:
+        print(f"skipped {path}: {problem}", file=sys.stderr)
+    print(f"transcribed {result.transcribed} clips" + (f", {result.resumed} more from an interrupted run" if result.resumed else "")
+          + (f"; {result.kept} kept their text" if result.kept else "")
+          + (f"; {len(result.failures)} unreadable, skipped" if result.failures else ""))
+    if result.written:
+        print("wrote " + ", ".join(str(p) for p in result.written))
+
+
 def _print_corpus(summary: dict, output: str) -> None:
     from audiolm.data.manifest import format_summary
 
@@ -247,3 +263,19 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_real_speech)
+    p = data.add_parser("transcribe", help="Whisper transcripts of a manifest's held-out entries, for evaluation only (resumable)",
+                        description="Write Whisper's transcript into the `text` of each entry of the chosen splits that has "
+                                    "none, with `text_source` (e.g. whisper-base) saying that it is not a reference "
+                                    "transcript, so that resynthesis WER can be measured on corpora without transcripts. "
+                                    "Training transcripts are not needed (AudioLM is textless), and Whisper was trained "
+                                    "with transcripts: transcribe held-out splits only.")
+    p.add_argument("manifest", help="manifest.jsonl; its per-split manifests beside it are updated too")
+    p.add_argument("--split", action="append", metavar="SPLIT", help="a split to transcribe; repeat for more "
+                                                                    "(default: test and valid)")
+    p.add_argument("--asr", choices=("base", "tiny.en"), help="Whisper model (default: base where installed, else tiny.en)")
+    p.add_argument("--workers", type=whole("--workers", 1, limits.MAX_WORKERS), default=2,
+                   help="processes, one thread and one Whisper model each")
+    p.add_argument("--overwrite", action="store_true", help="transcribe entries that have a text already (reference "
+                                                              "transcripts too)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_data_transcribe)

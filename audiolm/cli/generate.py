@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 from audiolm import limits
-from audiolm.cli.args import check_audio_files, number, seconds, seed, whole
+from audiolm.cli.args import check_audio_files, number, seconds, seed, whole, whole_list
 
 
 def _sampling(args: argparse.Namespace, audiolm):
+    from audiolm.generation.maskgit import ParallelSampling
     from audiolm.generation.pipeline import StageSampling
     from audiolm.generation.sampling import Sampling
 
@@ -21,7 +22,16 @@ def _sampling(args: argparse.Namespace, audiolm):
             temperature = getattr(sampling, stage).temperature  # AudioLM's default for the stage
         top_k = min(args.top_k, vocabularies[stage])  # top-k at or above a stage's vocabulary keeps every id
         setattr(sampling, stage, Sampling(temperature=temperature, top_k=top_k, top_p=args.top_p))
+    first = sampling.parallel.first.temperature if args.parallel_temperature is None else args.parallel_temperature
+    top_k = min(args.top_k, vocabularies["coarse"])
+    sampling.parallel = ParallelSampling(iterations=args.iterations or sampling.parallel.iterations,
+                                         first=Sampling(temperature=first, top_k=top_k, top_p=args.top_p))
     return sampling
+
+
+def _acoustic(args: argparse.Namespace) -> dict:
+    """The acoustic stage options as keyword arguments of `AudioLM.continue_audio / generate / resynthesize`."""
+    return {"acoustic": args.acoustic, "levels": args.levels}
 
 
 def _write_generation(args: argparse.Namespace, out, prompt=None) -> None:
@@ -41,8 +51,12 @@ def _write_generation(args: argparse.Namespace, out, prompt=None) -> None:
 
 
 def _bundle(args: argparse.Namespace):
+    import torch
+
     from audiolm.generation.pipeline import AudioLM
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     return AudioLM.load(args.models)
 
 
@@ -53,13 +67,13 @@ def cmd_continue(args: argparse.Namespace) -> None:
     sampling = _sampling(args, audiolm)
     prompt = load_audio(args.prompt, audiolm.sample_rate, duration=args.prompt_seconds, min_seconds=limits.MIN_PROMPT_SECONDS,
                         allow_silent=False)[None]  # [1, 1, L]
-    out = audiolm.continue_audio(prompt, args.seconds, args.seed, sampling, acoustic_only=args.acoustic_only)
+    out = audiolm.continue_audio(prompt, args.seconds, args.seed, sampling, acoustic_only=args.acoustic_only, **_acoustic(args))
     _write_generation(args, out, prompt[0])
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     audiolm = _bundle(args)
-    out = audiolm.generate(args.seconds, args.seed, _sampling(args, audiolm))
+    out = audiolm.generate(args.seconds, args.seed, _sampling(args, audiolm), **_acoustic(args))
     _write_generation(args, out)
 
 
@@ -70,7 +84,7 @@ def cmd_resynth(args: argparse.Namespace) -> None:
     audiolm = _bundle(args)
     sampling = _sampling(args, audiolm)
     wav = load_audio(args.input, audiolm.sample_rate, allow_silent=False)[None]  # silence has no speech to resynthesize
-    out = audiolm.resynthesize(wav, args.seed, sampling)
+    out = audiolm.resynthesize(wav, args.seed, sampling, **_acoustic(args))
     _write_generation(args, out, wav[0])
 
 
@@ -83,7 +97,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
             p.add_argument("prompt", help="prompt audio (the first --prompt-seconds are used)")
             p.add_argument("--prompt-seconds", type=seconds("--prompt-seconds", limits.MAX_PROMPT_SECONDS), default=3.0,
                            help=f"seconds of the prompt file to use (at most {limits.MAX_PROMPT_SECONDS:g})")
-            p.add_argument("--acoustic-only", action="store_true", help="the baseline: coarse LM without semantic tokens")
+            p.add_argument("--acoustic-only", action="store_true",
+                           help="the baseline: the acoustic stage's model trained without semantic tokens")
         if name == "resynth":
             p.add_argument("input")
         if name != "resynth":
@@ -100,5 +115,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        help="sample from the k likeliest ids (0: all; at most the bundle's vocabulary)")
         p.add_argument("--top-p", type=number("--top-p", 0.0, 1.0, above_low=True), default=1.0,
                        help="sample from the likeliest ids holding this probability (1: all)")
+        p.add_argument("--acoustic", choices=("auto", "parallel", "ar"), default="auto",
+                       help="acoustic stage: parallel (SoundStorm: every codec level in a few passes), ar (the paper's "
+                            "coarse + fine LMs), auto (default: parallel where the bundle has it)")
+        p.add_argument("--levels", type=whole("--levels", 1, limits.MAX_CODEBOOKS),
+                       help="codec levels the parallel stage decodes (default: all it knows)")
+        p.add_argument("--iterations", type=whole_list("--iterations", 1, limits.MAX_PARALLEL_ITERATIONS), metavar="N[,N...]",
+                       help="parallel stage: forward passes per level, the last standing for later levels (default 16,1)")
+        p.add_argument("--parallel-temperature", type=number("--parallel-temperature", 0.0, limits.MAX_TEMPERATURE),
+                       help="parallel stage: level 1's sampling temperature (default 0.8; later levels are greedy)")
+        p.add_argument("--threads", type=whole("--threads", 1, limits.MAX_THREADS),
+                       help="CPU threads (default: PyTorch's, one per core; on a busy machine 1 is often faster)")
         p.add_argument("--plot", metavar="PNG", help="also draw spectrograms of the prompt and the result")
         p.set_defaults(func={"continue": cmd_continue, "generate": cmd_generate, "resynth": cmd_resynth}[name])

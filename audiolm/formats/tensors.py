@@ -16,8 +16,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves, tree_map
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
 
 from audiolm.errors import FileError
 from audiolm.formats.atomic import atomic_path, remove_temporaries
@@ -104,35 +104,110 @@ class _OverBudget(Exception):
     pass
 
 
-class _AllocationBudget(TorchDispatchMode):
-    """Counts the tensors that operations allocate (sized on the meta device first, so nothing is allocated) and
-    raises `_OverBudget` before one that would pass `elements` values in all or `allocations` tensors."""
+class _AllocationBudget(TorchFunctionMode):
+    """Raises `_OverBudget` before a torch call would take the tensors allocated so far past `elements` values in all,
+    and after the one that passes `allocations` new tensors. It sees the calls a module's code makes (torch functions,
+    tensor methods, `nn.init`; not what they do inside) and bounds what each may allocate from its arguments alone, never
+    on the meta device or in a TorchDispatchMode, which would import torch._dynamo (a second or more per model load).
+    Before a call, the largest of these bounds must fit in what is left:
+    - factories (`torch.zeros(2, 3)`, `torch.full(size, v)`, `x.new_ones(size)`, `x.resize_(size)`, ...): the size
+      asked for; `arange`, `linspace`, `eye`, windows (`hann_window(n)`), `randperm`: the length their numbers ask for;
+    - every call: its largest tensor argument (a copy of it, which may view far more values than it holds, as
+      `x.expand(n, m).contiguous()` does);
+    - two or more tensor arguments: their broadcast shape; where they do not broadcast (outer products, matmul,
+      indexing), the product of their sizes (`cat`, `stack`: the sum);
+    - `repeat`, `tile`, `repeat_interleave`: the input's size times the integers (or repeat counts) asked for.
+    After it, the tensors it returned that share no storage with its arguments (new ones, not views or in-place
+    results) are charged. The bounds are loose, but a model does little arithmetic while it is built, and the budget
+    is generous."""
 
     def __init__(self, elements: int, allocations: int) -> None:
         super().__init__()
         self.elements, self.allocations = elements, allocations
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if any(ret.alias_info is None for ret in func._schema.returns):  # a new tensor, not a view or an in-place result
-            self.allocations -= 1
-            self.elements -= _planned_size(func, args, kwargs)
-            if self.allocations < 0 or self.elements < 0:
-                raise _OverBudget
-        return func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if _bound(name, args, kwargs, tensors) > self.elements:
+            raise _OverBudget
+        held = {_storage(t)[0] for t in tensors}
+        out = func(*args, **kwargs)
+        fresh = dict(_storage(t) for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+        fresh = {key: size for key, size in fresh.items() if key not in held}
+        self.elements -= sum(fresh.values())
+        self.allocations -= len(fresh)
+        if self.elements < 0 or self.allocations < 0:
+            raise _OverBudget
+        return out
 
 
-def _planned_size(func, args: tuple, kwargs: dict) -> int:
-    """How many values `func(*args, **kwargs)` would allocate, found by running it on the meta device."""
-    meta_args, meta_kwargs = tree_map(lambda x: x.to("meta") if isinstance(x, torch.Tensor) else x, (args, kwargs))
-    if any(argument.name == "device" for argument in func._schema.arguments):
-        meta_kwargs["device"] = torch.device("meta")
+_FACTORIES = {"empty", "zeros", "ones", "full", "rand", "randn", "randint", "normal", "empty_strided", "new_empty",
+              "new_zeros", "new_ones", "new_full", "new_empty_strided", "resize_"}
+_LENGTHS = {"hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window", "randperm"}
+_JOINS = {"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack", "row_stack"}
+_REPEATS = {"repeat", "tile", "repeat_interleave"}
+
+
+def _bound(name: str, args: tuple, kwargs: dict, tensors: list[torch.Tensor]) -> int:
+    """At least how many values `func(*args, **kwargs)` would allocate, for the rules of `_AllocationBudget`."""
+    sizes = [t.numel() for t in tensors]
+    bound = max(sizes, default=0)
+    if len(tensors) > 1:
+        joint = _broadcast_size([t.shape for t in tensors])
+        bound = max(bound, joint if joint is not None else sum(sizes) if name in _JOINS else math.prod(sizes))
+    if name in _REPEATS and tensors:
+        times = [max(1, n) for n in tree_leaves((args, kwargs)) if type(n) is int]
+        counts = tensors[-1] if len(tensors) > 1 or len(args) == 1 else None  # repeat_interleave(x, counts) or (counts)
+        if counts is not None and counts.numel() and not counts.is_floating_point():
+            times.append(int(counts.max()))
+        bound = max(bound, sizes[0] * math.prod(times))
     try:
-        out = func(*meta_args, **meta_kwargs)
-    except Exception:  # an operation meta tensors cannot run (it reads values): count what its size argument asks for
-        size = kwargs.get("size", args[0] if args else ())
-        return math.prod(size) if isinstance(size, (list, tuple)) and all(isinstance(n, int) for n in size) else 0
-    return sum(t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+        return max(bound, _requested(name, args, kwargs))
+    except (TypeError, ValueError, OverflowError, ZeroDivisionError, IndexError, RuntimeError):
+        return bound  # arguments the call itself refuses
+
+
+def _requested(name: str, args: tuple, kwargs: dict) -> int:
+    """The values a factory's size or length arguments ask for (0 for other functions)."""
+    numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if name in _FACTORIES:
+        size = kwargs.get("size", next((a for a in args if isinstance(a, (tuple, list))), None))  # torch.Size is a tuple
+        return math.prod(int(n) for n in (numbers if size is None else size))  # varargs sizes: torch.zeros(2, 3)
+    if name in ("arange", "range"):  # arange(end) or arange(start, end, step)
+        given = dict(zip(("start", "end", "step") if len(numbers) > 1 or "end" in kwargs else ("end",), numbers)) | kwargs
+        start, end, step = (float(given.get(key, default)) for key, default in (("start", 0), ("end", 0), ("step", 1)))
+        return math.ceil((end - start) / step) + 1
+    if name in ("linspace", "logspace"):
+        return int(kwargs.get("steps", args[2] if len(args) > 2 else 0))
+    if name in ("eye", "tril_indices", "triu_indices"):
+        return 2 * int(numbers[0]) * int(numbers[1] if len(numbers) > 1 else numbers[0])
+    if name in _LENGTHS:
+        return int(numbers[0])
+    return 0
+
+
+def _broadcast_size(shapes: list[torch.Size]) -> int | None:
+    """The number of values of `shapes` broadcast together, or None where they do not broadcast."""
+    dims: list[int] = []  # the broadcast shape, last dimension first
+    for shape in shapes:
+        for i, n in enumerate(reversed(shape)):
+            if i == len(dims):
+                dims.append(n)
+            elif dims[i] == 1:
+                dims[i] = n
+            elif n not in (1, dims[i]):
+                return None
+    return math.prod(dims)
+
+
+def _storage(tensor: torch.Tensor) -> tuple[int, int]:
+    """(a key for the memory `tensor` lies in, how many of its values that memory holds)."""
+    try:
+        storage = tensor.untyped_storage()
+        return storage.data_ptr(), storage.nbytes() // tensor.element_size()
+    except (RuntimeError, NotImplementedError):  # no plain storage (e.g. sparse): count it as new
+        return id(tensor), tensor.numel()
 
 
 def start_model_folder(folder: str | Path) -> Path:

@@ -1,7 +1,8 @@
 """Assembling a model bundle (what `AudioLM.load` reads) from a tokenizer, a codec and stage LM runs.
 
     write_bundle("models/speech", tokenizer="runs/semantic/tokenizer", codec="models/speech/codec",
-                 stages={"semantic": "runs/lm-semantic", "coarse": "runs/lm-coarse", "fine": "runs/lm-fine"}, fp16=True)
+                 stages={"semantic": "runs/lm-semantic", "coarse": "runs/lm-coarse", "fine": "runs/lm-fine",
+                         "parallel": "runs/lm-parallel"}, fp16=True)
 
 A stage may be a run folder (its final `model/`, else its latest checkpoint) or an exported stage folder.
 The parts are checked against each other (the LMs' fingerprints) before anything is written.
@@ -60,12 +61,13 @@ def load_stage_from(folder: str | Path) -> Stage:
 def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, stages: dict[str, str | Path], fp16: bool = True) -> Path:
     """Check the parts against each other, then write them as one bundle folder (fp16 weights by default)."""
     loaded = {name: load_stage_from(folder) for name, folder in stages.items()}
-    missing = {"semantic", "coarse"} - set(loaded)
-    if missing:
-        raise FileError(output, f"a bundle needs the {', '.join(sorted(missing))} stage(s)")
+    if "semantic" not in loaded:
+        raise FileError(output, "a bundle needs the semantic stage")
+    if "coarse" not in loaded and "parallel" not in loaded:
+        raise FileError(output, "a bundle needs an acoustic stage: the coarse LM or the parallel stage")
     semantic_tokenizer = SemanticTokenizer.load(tokenizer)
     codec_model = Codec.load(codec)
-    AudioLM(semantic_tokenizer, codec_model, loaded["semantic"], loaded["coarse"], loaded.get("fine"), loaded.get("acoustic"))  # checks
+    AudioLM(semantic_tokenizer, codec_model, **loaded)  # checks the parts against each other
     output = Path(output)
     partial = output.with_name(output.name + ".partial")  # written whole, then swapped in: never half a bundle
     if partial.exists():

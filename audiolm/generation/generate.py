@@ -8,7 +8,8 @@
 Every sampled token is drawn from its level's id range only. Windows: the semantic and coarse stages
 slide by half a window (the later half of the previous window is the next one's context), so the cost
 per generated second stays flat however long the output; the fine stage runs on non-overlapping
-windows, all of equal length decoded as one batch.
+windows, all of equal length decoded as one batch. Each window's sequence starts its positions afresh, as in
+training (the coarse stage's aligned positions: `StageSpec.positions`).
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ from audiolm.lm.transformer import KVCache, Transformer
 
 @torch.inference_mode()
 def generate_tokens(model: Transformer, spec: StageSpec, prefix: torch.Tensor, steps: int, sampling: Sampling,
-                    generator: torch.Generator | None = None, start_index: int = 0) -> torch.Tensor:
+                    generator: torch.Generator | None = None, start_index: int = 0, positions: torch.Tensor | None = None) -> torch.Tensor:
     """Continue `prefix [B, P]` by `steps` tokens `[B, steps]`; the first new token is the predicted stream's
-    `start_index`-th (which fixes its level)."""
+    `start_index`-th (which fixes its level). `positions [P]`: the prefix's rotary positions (None: 0..P-1); the new
+    tokens follow the last one's."""
     B = prefix.shape[0]
     out = torch.empty(B, steps, dtype=torch.long, device=prefix.device)
     if steps == 0:
         return out
     cache = model.new_cache(B, prefix.shape[1] + steps)
-    hidden = model.features(prefix, cache)[:, -1]  # [B, D]: the prefill, one matrix product per weight
+    hidden = model.features(prefix, cache, positions)[:, -1]  # [B, D]: the prefill, one matrix product per weight
     step = fused_step(model, cache) or partial(_step, model, cache)  # one token at a time: fused on CPU
     sampler = Sampler(sampling, generator)
     lo, hi = spec.target_range(start_index)
@@ -49,7 +51,7 @@ def generate_tokens(model: Transformer, spec: StageSpec, prefix: torch.Tensor, s
 
 
 def _step(model: Transformer, cache: KVCache, token_ids: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-    """`token_ids [B]` at position cache.length -> the logits of head rows lo..hi `[B, hi - lo]` (PyTorch)."""
+    """`token_ids [B]` after the cached tokens -> the logits of head rows lo..hi `[B, hi - lo]` (PyTorch)."""
     return F.linear(model.features(token_ids[:, None], cache)[:, -1], model.head.weight[lo:hi])
 
 
@@ -91,8 +93,9 @@ def generate_coarse(model: Transformer, spec: StageSpec, semantic: torch.Tensor 
             condition = semantic[:, start // ratio: -(-end // ratio)]
         prefix = spec.prefix(condition) if condition is not None else spec.prefix().to(codes.device).expand(codes.shape[0], -1)
         prefix = torch.cat([prefix, spec.targets(codes=codes[:, :, start:])], dim=1)
+        positions = spec.positions(condition.shape[1] if condition is not None else 0, prefix.shape[1])  # afresh per window
         new = generate_tokens(model, spec, prefix, (end - done) * spec.num_coarse, sampling, generator,
-                              start_index=(done - start) * spec.num_coarse)
+                              start_index=(done - start) * spec.num_coarse, positions=positions)
         codes = torch.cat([codes, spec.decode_targets(new)], dim=2)
     return codes
 

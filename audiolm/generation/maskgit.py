@@ -34,7 +34,7 @@ class ParallelSampling:
     first: Sampling = field(default_factory=lambda: Sampling(temperature=0.8))  # level 1's draws
     rest: Sampling = field(default_factory=lambda: Sampling(temperature=0.0))  # the later levels' (SoundStorm: greedy)
     choice_temperature: float = 1.0  # Gumbel noise on the confidences that rank the draws (0: by confidence alone)
-    overlap: float = 0.5  # share of a window that known frames fill when the output runs past a window
+    overlap: float = 0.25  # share of a window that known frames fill when the output runs past a window (1 s of 4)
 
     def __post_init__(self) -> None:
         if not self.iterations or any(type(n) is not int or n < 1 for n in self.iterations):

@@ -1,7 +1,7 @@
 """A one-token decode step of the Transformer as one compiled CPU function (numba), for generation on CPU.
 
     step = fused_step(model, cache)          # None where it does not apply: GPU, not float32, numba missing
-    logits = step(token_ids, lo, hi)         # token_ids [B] at position cache.length -> logits [B, hi - lo]
+    logits = step(token_ids, lo, hi)         # token_ids [B] in slot cache.length, at rotary position length + offset -> [B, hi - lo]
 
 Why: at the sizes we generate with (dim 256, depth 4) a KV-cached step is 17 matrix-vector products and over a
 hundred small tensor operations. On one CPU thread PyTorch spends most of a step's ~3 ms dispatching the small
@@ -60,8 +60,8 @@ def fused_step(model: Transformer, cache: KVCache) -> Callable[[torch.Tensor, in
     keys, values = cache.keys.numpy(), cache.values.numpy()  # [N, B, H, M, Dh], shared with the cache
     keys_by_channel = np.ascontiguousarray(keys.transpose(0, 1, 2, 4, 3))  # [N, B, H, Dh, M]: q . k for all positions at once
     longest = min(cache.max_len, model.config.max_seq_len)
-    rotation = model.rotation[:longest]
-    cos, sin = rotation.real.contiguous().numpy(), rotation.imag.contiguous().numpy()  # [longest, Dh / 2]
+    rotation = model.rotation
+    cos, sin = rotation.real.contiguous().numpy(), rotation.imag.contiguous().numpy()  # [max_seq_len, Dh / 2]
     num_heads = model.config.num_heads
     batch, vocab = keys.shape[1], weights[0].shape[0]
     expected = cache.length  # the by-channel copy holds the keys of exactly these positions
@@ -73,13 +73,16 @@ def fused_step(model: Transformer, cache: KVCache) -> Callable[[torch.Tensor, in
             raise ValueError("the cache changed outside this fused step: build a new one after a prefill")
         if position >= longest:
             raise ValueError(f"sequence of {position + 1} tokens is longer than the cache or max_seq_len")
+        row = position + cache.offset  # the rotary position (the sequence index unless a prefill set explicit positions)
+        if not 0 <= row < cos.shape[0]:
+            raise ValueError(f"position {row} is outside the rotary table (max_seq_len)")
         if token_ids.shape != (batch,) or not 0 <= lo < hi <= vocab:
             raise ValueError(f"need token_ids [{batch}] and 0 <= lo < hi <= {vocab}, got {tuple(token_ids.shape)}, {lo}, {hi}")
         ids = token_ids.numpy()
         if ids.min() < 0 or ids.max() >= vocab:
             raise ValueError(f"token ids must be in [0, {vocab})")
         logits = np.empty((batch, hi - lo), dtype=np.float32)
-        _decode(ids, position, *weights, lo, hi, cos[position], sin[position], keys, keys_by_channel, values, num_heads, logits)
+        _decode(ids, position, *weights, lo, hi, cos[row], sin[row], keys, keys_by_channel, values, num_heads, logits)
         cache.length = expected = position + 1
         return torch.from_numpy(logits)
 
@@ -161,8 +164,9 @@ def _attend(q, k_by_channel, v, length, scale, scores, out):
 @_compiled
 def _decode(token_ids, position, embedding, attention_norm, qkv, out, mlp_norm, up, down, final_norm, head, lo, hi, cos, sin,
             keys, keys_by_channel, values, num_heads, logits):
-    """One token per row of the batch at `position`: writes its keys and values into the cache and the logits of
-    head rows lo..hi into `logits [B, hi - lo]`. The same arithmetic as Transformer.features + head."""
+    """One token per row of the batch at cache slot `position` (rotated by `cos`, `sin`: its rotary position's row):
+    writes its keys and values into the cache and the logits of head rows lo..hi into `logits [B, hi - lo]`. The same
+    arithmetic as Transformer.features + head."""
     B = token_ids.shape[0]
     N, D, F = len(up), up[0].shape[0], up[0].shape[1]
     Dh = D // num_heads

@@ -44,12 +44,12 @@ def stage_loss(model: nn.Module, spec: StageSpec, batch: dict[str, torch.Tensor]
 
     A bare Transformer applies its head per level to that level's `codebook_size` rows only, at the predicted
     positions only; a wrapped model (DDP, whose forward is what synchronises gradients) gives all logits."""
-    mask = batch["mask"]
+    mask, positions = batch["mask"], batch.get("positions")  # positions: the aligned coarse stage's (StageSpec.positions)
     targets, levels = batch["targets"][mask], batch["levels"][mask]
     if isinstance(model, Transformer):
-        hidden, weight = model.features(batch["inputs"])[mask], model.head.weight
+        hidden, weight = model.features(batch["inputs"], positions=positions)[mask], model.head.weight
     else:
-        hidden, weight = model(batch["inputs"])[mask], None
+        hidden, weight = model(batch["inputs"], positions=positions)[mask], None
     total, totals = hidden.new_zeros(()), LevelTotals()
     for level in range(spec.target_levels):
         picked = levels == level

@@ -11,7 +11,8 @@ its time-aligned semantic id (repeated `ratio` times when semantic ids come at a
 acoustic-only baseline), so the conditioning is local by construction and rotary positions serve both streams.
 One head row range per level (`StageSpec.target_range`).
 
-Training (SoundStorm): per window, a level q uniformly; a prompt prefix of uniform length 0..T-1 stays whole; after
+Training (SoundStorm): per window, a level q (uniformly, or by `level_weights`: a small budget spends more windows on
+level 1, which every later level and the output's content rest on); a prompt prefix of uniform length 0..T-1 stays whole; after
 it, a cosine-schedule share cos(pi / 2 * u), u ~ U[0, 1), of the frames at level q is masked (at least one), and
 every level above q is masked; the levels below q stay. The loss is the cross-entropy of the masked level-q codes
 (each window's mean, averaged over the windows).
@@ -70,12 +71,19 @@ def cosine_share(u: torch.Tensor) -> torch.Tensor:
 
 
 def masked_example(spec: StageSpec, semantic: torch.Tensor | None, codes: torch.Tensor, generator: torch.Generator,
-                   level: int | None = None) -> dict[str, torch.Tensor]:
+                   level: int | None = None, level_weights: list[float] | tuple[float, ...] = ()) -> dict[str, torch.Tensor]:
     """Training windows (semantic `[B, Ts]` or None, codes `[B, Q, T]`) -> {"inputs" `[B, T, N]` ids, "targets" `[B, T]`
-    level-q codes, "mask" `[B, T]` (the masked level-q frames: the loss's), "levels" `[B]` q}; q uniform per window
-    unless `level` is given. Every draw comes from `generator`."""
+    level-q codes, "mask" `[B, T]` (the masked level-q frames: the loss's), "levels" `[B]` q}; q drawn per window,
+    uniformly or in proportion to `level_weights` (Q weights), unless `level` is given. Every draw comes from
+    `generator`."""
     B, Q, T = codes.shape
-    q = torch.randint(0, Q, (B,), generator=generator) if level is None else torch.full((B,), level, dtype=torch.long)
+    if level is not None:
+        q = torch.full((B,), level, dtype=torch.long)
+    elif level_weights:
+        assert len(level_weights) == Q, f"need one weight per level ({Q}), got {len(level_weights)}"
+        q = torch.multinomial(torch.tensor(level_weights, dtype=torch.double), B, replacement=True, generator=generator)
+    else:
+        q = torch.randint(0, Q, (B,), generator=generator)
     prompt = torch.randint(0, T, (B, 1), generator=generator)  # frames 0..prompt-1 stay whole
     share = cosine_share(torch.rand(B, 1, generator=generator))
     count = (share * (T - prompt)).ceil().clamp_min(1)  # [B, 1] frames masked at level q

@@ -3,6 +3,7 @@
     semantic:  [BOS] s_1 .. s_Ts                                   predicts s
     coarse:    s_1 .. s_Ts [SEP] c_(1,1) .. c_(1,Q') c_(2,1) ..    predicts the coarse levels 1..Q'
                (acoustic-only baseline, use_semantic=False: [SEP] c_(1,1) ..)
+               aligned_positions=True: rotary positions aligned in time, not the sequence index (`positions`)
     fine:      c_(1,1) .. c_(Ta,Q') [SEP] f_(1,Q'+1) .. f_(Ta,Q)   predicts the fine levels Q'+1..Q
     parallel:  one position per acoustic frame: its aligned semantic id + its Q = Q' + (Q - Q') codes (or MASK),
                embeddings summed; bidirectional; predicts the masked codes of one level (SoundStorm, lm/parallel.py)
@@ -37,6 +38,7 @@ class StageSpec:
     acoustic_rate: float = 50.0
     window_seconds: float = 0.0  # 0: the stage's default (DEFAULT_WINDOW)
     use_semantic: bool = True  # coarse and parallel stages: False is the acoustic-only baseline
+    aligned_positions: bool = False  # coarse stage with semantic ids: rotary positions aligned in time (`positions`); False elsewhere
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -47,6 +49,8 @@ class StageSpec:
             raise ValueError("the acoustic frame rate must be a multiple of the semantic one")
         if not self.window_seconds:
             self.window_seconds = DEFAULT_WINDOW[self.stage]
+        # only the coarse stage with semantic ids has positions to align (a preset may name it for every stage)
+        self.aligned_positions = self.aligned_positions and self.stage == "coarse" and self.use_semantic
 
     # --- the id layout ---------------------------------------------------------------------------
     @property
@@ -142,9 +146,20 @@ class StageSpec:
             return tokens
         return unflatten_codes(tokens, self.target_levels, self.codebook_size, self.target_offset)
 
+    def positions(self, num_semantic: int, length: int) -> torch.Tensor | None:
+        """Rotary positions `[length]` of the first `length` tokens of a coarse sequence that starts with `num_semantic`
+        semantic ids, or None (the sequence index) unless `aligned_positions`. Aligned: SEP at 0, coarse token (frame f, level l)
+        at 1 + f * Q' + l, semantic id t at 1 + t * ratio * Q' (its first aligned frame's first token), so a coarse
+        token sits a small constant distance from its semantic id whatever f (the causal mask stays in sequence order)."""
+        if not self.aligned_positions:
+            return None
+        semantic = 1 + torch.arange(num_semantic) * (self.ratio * self.num_coarse)
+        return torch.cat([semantic, torch.arange(max(length - num_semantic, 0))])[:length]  # SEP 0, then the coarse tokens 1, 2, ..
+
     def example(self, semantic: torch.Tensor | None, codes: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """A training window -> inputs `[B, S-1]`, next-token targets `[B, S-1]`, loss mask `[B, S-1]` (True on the
-        predicted stream only) and each target's level `[B, S-1]` (-1 outside the predicted stream)."""
+        predicted stream only), each target's level `[B, S-1]` (-1 outside the predicted stream) and, with `aligned_positions`,
+        the inputs' rotary positions `[B, S-1]` (one row repeated, so that a batch slices like the rest)."""
         coarse = codes[:, : self.num_coarse] if codes is not None and self.stage == "fine" else None
         prefix = self.prefix(semantic if self.stage == "coarse" and self.use_semantic else None, coarse)
         stream = self.targets(semantic, codes)
@@ -154,4 +169,8 @@ class StageSpec:
         P, n = prefix.shape[1], stream.shape[1]
         levels = torch.full_like(sequence, -1)
         levels[:, P:] = torch.arange(n, device=stream.device) % self.target_levels
-        return {"inputs": sequence[:, :-1], "targets": sequence[:, 1:], "mask": levels[:, 1:] >= 0, "levels": levels[:, 1:]}
+        example = {"inputs": sequence[:, :-1], "targets": sequence[:, 1:], "mask": levels[:, 1:] >= 0, "levels": levels[:, 1:]}
+        positions = self.positions(P - 1, sequence.shape[1] - 1)  # P - 1 semantic ids before SEP
+        if positions is not None:
+            example["positions"] = positions.to(stream.device).repeat(sequence.shape[0], 1)  # [B, S-1]
+        return example

@@ -5,6 +5,8 @@
     cache = model.new_cache(batch=B, max_len=S_max)
     logits = model(prefix, cache)                   # prefill: fills cache positions 0..P-1
     logits = model(next_token[:, None], cache)      # one step: position P, attends to 0..P
+    logits = model(prefix, cache, positions=p)      # explicit rotary positions p [P] (the coarse stage's aligned ones);
+                                                    # later steps sit at p[-1] + 1, p[-1] + 2, .. (cache.offset)
     encoder = Transformer(TransformerConfig(vocab_size=V, causal=False))
     logits = encoder(frames)                        # frames [B, S, N] -> [B, S, V]: N ids per position, embeddings summed,
                                                     # every position attends to every other (no cache)
@@ -41,6 +43,7 @@ class TransformerConfig:
     max_seq_len: int = 8192  # longest sequence (rotary table)
     rope_base: float = 10000.0
     causal: bool = True  # False: bidirectional attention (the parallel stage), without a KV cache
+    tie_embeddings: bool = False  # the head's rows are the input embeddings (half the weights where the vocabulary is large)
 
     def __post_init__(self) -> None:
         if self.dim % self.num_heads or (self.dim // self.num_heads) % 2:
@@ -50,8 +53,9 @@ class TransformerConfig:
 
 
 class KVCache:
-    """Keys and values of every layer for positions 0..length-1: `keys`, `values` `[num_layers, B, H, max_len, D / H]`,
-    preallocated (`keys[layer]` is one layer's)."""
+    """Keys and values of every layer for the tokens 0..length-1: `keys`, `values` `[num_layers, B, H, max_len, D / H]`,
+    preallocated (`keys[layer]` is one layer's). The next token's rotary position is `length + offset` (offset 0 unless
+    a chunk came with explicit positions)."""
 
     def __init__(self, config: TransformerConfig, batch: int, max_len: int, device: torch.device, dtype: torch.dtype) -> None:
         shape = (config.num_layers, batch, config.num_heads, max_len, config.dim // config.num_heads)
@@ -59,14 +63,15 @@ class KVCache:
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.max_len = max_len
         self.length = 0
+        self.offset = 0
 
     def reset(self) -> None:
-        self.length = 0
+        self.length = self.offset = 0
 
 
 def rotate(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """Rotary embedding of `x [..., S, Dh]`: each pair of channels (2i, 2i+1), read as a complex number, is
-    multiplied by `rotation [S, Dh / 2]` (unit complex numbers e^(i * position * frequency_i))."""
+    multiplied by `rotation [S, Dh / 2]` (or `[B, 1, S, Dh / 2]`: unit complex numbers e^(i * position * frequency_i))."""
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # [..., S, Dh / 2]
     return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
 
@@ -118,6 +123,22 @@ class Block(nn.Module):
         return x + (F.dropout(y, self.dropout) if self.dropout and self.training else y)
 
 
+class TiedHead(nn.Module):
+    """The output head of a Transformer with tied embeddings: `weight` is the embedding table (held without
+    registering it again, so the weights are stored once)."""
+
+    def __init__(self, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self._table = [embedding]  # a list hides the module from registration (state_dict, parameters)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._table[0].weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+
 class Transformer(nn.Module):
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -127,7 +148,7 @@ class Transformer(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.dim)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(config.dim, bias=False)
-        self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        self.head = TiedHead(self.embedding) if config.tie_embeddings else nn.Linear(config.dim, config.vocab_size, bias=False)
         head_dim = config.dim // config.num_heads
         inverse = 1.0 / config.rope_base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
         angles = torch.outer(torch.arange(config.max_seq_len, dtype=torch.float64), inverse)  # [S_max, Dh / 2]
@@ -148,21 +169,38 @@ class Transformer(nn.Module):
         parameter = self.embedding.weight
         return KVCache(self.config, batch, max_len or self.config.max_seq_len, parameter.device, parameter.dtype)
 
-    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None, positions: torch.Tensor | None = None) -> torch.Tensor:
         """`tokens [B, S]` (or `[B, S, N]`: N ids per position, their embeddings summed) -> logits `[B, S, V]`; with
-        `cache`, the tokens sit at positions cache.length.. and the cache grows by S."""
-        return self.head(self.features(tokens, cache))
+        `cache`, the tokens follow the cached ones and the cache grows by S. `positions`: see `features`."""
+        return self.head(self.features(tokens, cache, positions))
 
-    def features(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def features(self, tokens: torch.Tensor, cache: KVCache | None = None, positions: torch.Tensor | None = None) -> torch.Tensor:
         """The final hidden states `[B, S, D]` (`head` turns them into logits; training applies it to the
-        predicted positions only)."""
+        predicted positions only). The tokens' rotary positions are `positions` (`[S]`, or `[B, S]` without a cache)
+        when given, else their index in the sequence (after a cache's tokens: cache.length + cache.offset ..); with a
+        cache, explicit positions set its offset so that the next token sits at positions[-1] + 1. Attention stays
+        causal in sequence order whatever the positions."""
         B, S = tokens.shape[:2]
         if cache is not None and not self.config.causal:
             raise ValueError("a bidirectional Transformer takes no KV cache")
         start = cache.length if cache is not None else 0
         if start + S > min(cache.max_len if cache is not None else math.inf, self.config.max_seq_len):
             raise ValueError(f"sequence of {start + S} tokens is longer than the cache or max_seq_len")
-        rotation = self.rotation[start:start + S]
+        if positions is None:
+            first = start + (cache.offset if cache is not None else 0)
+            if first < 0 or first + S > self.config.max_seq_len:
+                raise ValueError(f"positions {first}..{first + S - 1} are outside the rotary table (max_seq_len)")
+            rotation = self.rotation[first:first + S]  # [S, Dh / 2]
+        else:
+            if positions.shape[-1] != S or positions.dim() > (1 if cache is not None else 2):
+                raise ValueError(f"positions must be [{S}]{'' if cache is not None else f' or [{B}, {S}]'}, got {tuple(positions.shape)}")
+            if positions.min() < 0 or positions.max() >= self.config.max_seq_len:
+                raise ValueError(f"positions must be in [0, {self.config.max_seq_len}) (max_seq_len)")
+            rotation = self.rotation[positions.to(self.rotation.device)]  # [S, Dh / 2] or [B, S, Dh / 2]
+            if rotation.dim() == 3:
+                rotation = rotation[:, None]  # [B, 1, S, Dh / 2]: shared by the heads
+            if cache is not None:
+                cache.offset = int(positions[-1]) + 1 - (start + S)
         x = self.embedding(tokens)  # [B, S, D] (or [B, S, N, D])
         if tokens.dim() == 3:
             x = x.sum(dim=2)  # several ids per position (the parallel stage's frames): [B, S, D]

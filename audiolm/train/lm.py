@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from audiolm.data.datasets import step_generator
-from audiolm.errors import AudiolmError
+from audiolm.errors import AudiolmError, FileError
+from audiolm.formats.tensors import load_module
 from audiolm.lm.loss import LevelTotals, stage_loss
 from audiolm.lm.model import build_model, save_stage, stage_fingerprints
 from audiolm.lm.stages import StageSpec
@@ -34,12 +35,25 @@ class LMDataConfig:
 
 
 @dataclass(kw_only=True)
+class ParallelConfig:
+    """Training settings of the parallel stage only (train/parallel.py)."""
+
+    level_weights: list[float] = field(default_factory=list)  # how often each level is the masked one; empty: uniform (SoundStorm)
+
+    def __post_init__(self) -> None:
+        if any(not w >= 0 for w in self.level_weights) or (self.level_weights and not sum(self.level_weights) > 0):
+            raise ValueError("parallel.level_weights must be non-negative with a positive sum")
+
+
+@dataclass(kw_only=True)
 class LMRunConfig:
     data: LMDataConfig = field(default_factory=LMDataConfig)
     stage: StageSpec = field(default_factory=lambda: StageSpec(stage="semantic"))
     model: TransformerConfig = field(default_factory=TransformerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1))
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    init_from: str = ""  # a stage model folder (e.g. a bundle's parallel-lm/) or a run whose weights start this run
 
 
 class TokenStreams:
@@ -91,6 +105,8 @@ class LMTask:
         valid = shards.split(config.data.valid_split) if config.data.valid_split else []
         self.valid_streams = TokenStreams(shards, valid, ratio) if valid else self.train_streams
         self.model = build_model(self.spec, config.model)
+        if config.init_from:
+            load_module(self.model, _weights_of(config.init_from))
         self.window = self.spec.window_frames if self.spec.stage == "semantic" else self.spec.window_frames // ratio
 
     def modules(self) -> dict[str, nn.Module]:
@@ -115,18 +131,45 @@ class LMTask:
         loss, logs = self._loss(models["lm"], batch)
         yield "lm", loss, logs
 
+    def _totals(self, model: nn.Module, examples: dict[str, torch.Tensor]) -> LevelTotals:
+        device = next(model.parameters()).device
+        totals = LevelTotals()
+        for i in range(0, examples["inputs"].shape[0], 8):
+            totals.add(stage_loss(model, self.spec, {k: v[i:i + 8].to(device) for k, v in examples.items()})[1])
+        return totals
+
     @torch.no_grad()
     def validate(self, models: dict[str, nn.Module], step: int) -> dict[str, float]:
+        """The held-out windows' cross-entropy and accuracy per level; for the coarse stage with semantic ids also
+        `shuffled_ce_1`, level 1's cross-entropy with the semantic ids shuffled in time within each window (against
+        `ce_1`: how much the stage reads its semantic conditioning)."""
         model = models["lm"]
-        device = next(model.parameters()).device
-        examples = self._examples(self.valid_streams, self.config.data.valid_windows, torch.Generator().manual_seed(1234))
-        totals = LevelTotals()
-        for i in range(0, self.config.data.valid_windows, 8):
-            totals.add(stage_loss(model, self.spec, {k: v[i:i + 8].to(device) for k, v in examples.items()})[1])
-        return totals.logs(f"lm/{self.spec.stage}")
+        generator = torch.Generator().manual_seed(1234)
+        semantic, codes = self.valid_streams.windows(self.config.data.valid_windows, self.window, generator)
+        logs = self._totals(model, self.spec.example(semantic, codes)).logs(f"lm/{self.spec.stage}")
+        if self.spec.stage == "coarse" and self.spec.use_semantic:
+            order = torch.rand(semantic.shape, generator=generator).argsort(dim=1)  # [B, Ts]: a shuffle per window
+            wrong = self._totals(model, self.spec.example(semantic.gather(1, order), codes))
+            logs["lm/coarse/shuffled_ce_1"] = wrong.ce[0] / wrong.count[0]
+        return logs
 
     def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:
         save_stage(run_dir / "model", models["lm"], self.spec, self.fingerprints)
+
+
+def _weights_of(folder: str | Path) -> Path:
+    """The weights file of a stage model folder (`model.safetensors`), or of a run (its final `model/`, else its latest
+    checkpoint); shapes are checked when they are loaded."""
+    from audiolm.train.checkpoint import latest_checkpoint
+
+    folder = Path(folder)
+    for candidate in (folder / "model.safetensors", folder / "model" / "model.safetensors"):
+        if candidate.is_file():
+            return candidate
+    checkpoint = latest_checkpoint(folder) if folder.is_dir() else None
+    if checkpoint is None or not (checkpoint / "lm.safetensors").is_file():
+        raise FileError(folder, "init_from: neither a stage model folder nor a training run with a checkpoint")
+    return checkpoint / "lm.safetensors"
 
 
 def resolve_preset(preset: str) -> Path:

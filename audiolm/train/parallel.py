@@ -5,6 +5,8 @@ from the step number), masked as `lm/parallel.py` describes, with the masks draw
 so a resumed or distributed run sees exactly the data of an uninterrupted one. `audiolm lm train --stage parallel`
 (`--acoustic-only` for the baseline without semantic ids).
 
+`parallel.level_weights` sets how often each level is the trained one (default uniform, as SoundStorm).
+
 Validation, on the same held-out windows and masks at every validation: per level q, the cross-entropy and
 accuracy of the masked level-q codes (every window evaluated at every level), and `shuffled_ce_1`: level 1's
 cross-entropy with the semantic ids shuffled in time within each window (against `ce_1`, how much the stage
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from audiolm.data.datasets import step_generator
+from audiolm.errors import AudiolmError
 from audiolm.lm.loss import LevelTotals
 from audiolm.lm.parallel import masked_example, parallel_loss
 from audiolm.train.lm import LMRunConfig, LMTask, TokenStreams
@@ -30,6 +33,9 @@ VALID_BATCH = 8
 class ParallelTask(LMTask):
     def __init__(self, config: LMRunConfig, shards, fingerprints: dict | None = None) -> None:
         assert config.stage.stage == "parallel", "ParallelTask trains the parallel stage"
+        weights = config.parallel.level_weights
+        if weights and len(weights) != config.stage.target_levels:
+            raise AudiolmError(f"parallel.level_weights: need {config.stage.target_levels} weights (one per level), got {len(weights)}")
         super().__init__(config, shards, fingerprints)
 
     def _windows(self, streams: TokenStreams, count: int, generator: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -40,7 +46,9 @@ class ParallelTask(LMTask):
     def batch(self, step: int, start: int, stop: int) -> dict[str, torch.Tensor]:
         generator = step_generator(self.config.train.seed, step)
         semantic, codes = self._windows(self.train_streams, self.config.train.batch_size, generator)
-        examples = masked_example(self.spec, semantic, codes, generator)  # the whole global batch: same draws on every rank
+        weights = self.config.parallel.level_weights
+        # the whole global batch: the same draws on every rank
+        examples = masked_example(self.spec, semantic, codes, generator, level_weights=weights)
         return {k: v[start:stop] for k, v in examples.items()}
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:

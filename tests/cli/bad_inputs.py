@@ -72,6 +72,7 @@ AUDIO_INPUTS = ("missing", "directory", "empty", "random", "truncated", "nan", "
 
 MANIFEST_COMMANDS = {
     "data stats": ("data", "stats", "{manifest}"),
+    "data transcribe": ("data", "transcribe", "{manifest}", "--asr", "tiny.en", "--quiet"),  # rewrites it in place: no -o
     "codec train": ("codec", "train", "--config", "tiny", "--manifest", "{manifest}", "-o", "{out}/run", "--quiet", "train.steps=1"),
     "semantic train": ("semantic", "train", "--config", "tiny", "--manifest", "{manifest}", "--targets", "{tokenizer}", "-o", "{out}/run",
                        "--quiet", "train.steps=1"),

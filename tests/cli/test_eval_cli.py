@@ -4,31 +4,10 @@ markdown report."""
 
 import json
 
-from audiolm.audio.io import save_audio
 from audiolm.cli.main import main
-from audiolm.data.manifest import Entry, write_manifest
-from audiolm.data.speakers import Speaker
-from audiolm.data.tts import synthesize
 from audiolm.eval.asr import default_model
+from tests.helpers_eval import speech_corpus as _corpus
 from tests.helpers_lm import tiny_bundle
-
-TEXTS = ["the farmer walks to the river every morning", "a quiet river runs under the old bridge",
-         "the children play in the garden after school", "the farmer sells apples at the market"]
-
-
-def _corpus(folder):
-    voices = [Speaker("espeak", "en-us+m3", 30), Speaker("espeak", "en-us+f4", 80)]
-    entries = []
-    for v, voice in enumerate(voices):
-        for t, text in enumerate(TEXTS[:2] if v == 0 else TEXTS[2:]):
-            wav = synthesize([(voice, text)], 16000)[0].wav
-            save_audio(folder / f"v{v}-{t}.wav", wav, 16000)
-            entries.append(Entry(id=f"v{v}-{t}", path=f"v{v}-{t}.wav", duration=len(wav) / 16000, sample_rate=16000,
-                                 speaker=voice.id, split="test", text=text))
-    entries += [Entry(id=f"train{t}", path="v0-0.wav", duration=1.0, sample_rate=16000, speaker="x", split="train", text=text)
-                for t, text in enumerate(TEXTS)]
-    write_manifest(folder / "manifest.jsonl", entries)
-    return folder / "manifest.jsonl"
 
 
 def test_eval_writes_every_section(tmp_path, capsys):

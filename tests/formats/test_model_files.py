@@ -5,7 +5,10 @@ Configs of huge sizes are refused before any tensor is allocated (`build_module`
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -19,7 +22,7 @@ from hypothesis import strategies as st
 from audiolm.codec.model import Codec, CodecConfig
 from audiolm.errors import FileError
 from audiolm.formats.atomic import write_json
-from audiolm.formats.tensors import load_tensors, save_module
+from audiolm.formats.tensors import build_module, load_tensors, save_module
 from audiolm.generation.bundle import load_stage_from
 from audiolm.lm.model import build_model, load_stage, save_stage
 from audiolm.lm.stages import StageSpec
@@ -158,3 +161,46 @@ def test_huge_configs_are_refused_at_once(models: dict[str, Path], kind: str, se
     with pytest.raises(FileError, match="config.json"):
         load(folder)
     assert time.perf_counter() - started < 10
+
+
+def test_loading_leaves_torch_dynamo_alone(models: dict[str, Path]) -> None:
+    """Loads guard their configs without torch._dynamo, whose import alone costs a second or more (a fresh process: this
+    one may have imported it already)."""
+    script = ("import sys\nfrom audiolm.codec.model import Codec\nfrom audiolm.lm.model import load_stage\n"
+              "from audiolm.semantic.tokenizer import SemanticTokenizer\n"
+              f"load_stage({str(models['stage'])!r}); Codec.load({str(models['codec'])!r}); "
+              f"SemanticTokenizer.load({str(models['tokenizer-ssl'])!r})\n"
+              "print(sorted(name for name in sys.modules if name.startswith('torch._dynamo')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+class _Table(torch.nn.Module):
+    """A module whose buffer `make(n, m)` holds n * m values (from inputs of n and m values)."""
+
+    def __init__(self, make, n: int, m: int) -> None:
+        super().__init__()
+        self.register_buffer("table", make(n, m))
+
+
+BLOWUPS = {
+    "outer": lambda n, m: torch.outer(torch.arange(n), torch.ones(m)),
+    "broadcast": lambda n, m: torch.arange(n)[:, None] * torch.ones(m),
+    "matmul": lambda n, m: torch.ones(n, 1) @ torch.ones(1, m),
+    "expand": lambda n, m: torch.ones(n, 1).expand(n, m).contiguous(),
+    "repeat": lambda n, m: torch.ones(n).repeat(m),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BLOWUPS))
+def test_blowups_are_refused_before_allocating(kind: str, tmp_path: Path) -> None:
+    """n * m values (256 TB, past the address space, so an attempt would fail as "cannot be built") from inputs that
+    fit the budget (8M values each, 2**24 + 4 * 1M in all) are refused first; the same code within the budget builds."""
+    weights = save_module(torch.nn.Linear(1000, 1000), tmp_path / "model.safetensors")
+    started = time.perf_counter()
+    with pytest.raises(FileError, match="config.json: describes a model far bigger"):
+        build_module(lambda: _Table(BLOWUPS[kind], 8 * 10**6, 8 * 10**6), weights, tmp_path / "config.json")
+    assert time.perf_counter() - started < 10
+    assert build_module(lambda: _Table(BLOWUPS[kind], 1000, 1000), weights, tmp_path / "config.json").table.numel() == 10**6

@@ -116,6 +116,17 @@ def test_cosine_schedule_and_masks_follow_soundstorm():
     assert (fixed["levels"] == 2).all()
 
 
+def test_level_weights_set_how_often_each_level_is_trained():
+    spec = _spec()
+    semantic, codes = _windows(torch.Generator().manual_seed(0), 64)
+    only_first = masked_example(spec, semantic, codes, torch.Generator().manual_seed(0), level_weights=[1, 0, 0, 0])
+    assert (only_first["levels"] == 0).all()
+    drawn = torch.cat([masked_example(spec, semantic, codes, torch.Generator().manual_seed(seed), level_weights=[5, 1, 1, 1])["levels"]
+                       for seed in range(16)])  # 1024 windows
+    share = float((drawn == 0).double().mean())
+    assert 0.55 < share < 0.70 and set(drawn.tolist()) == {0, 1, 2, 3}  # 5/8 = 0.625 (binomial sd 0.015)
+
+
 def test_a_tiny_model_learns_and_reads_its_semantic_ids():
     spec = _spec()
     model = _model(spec)

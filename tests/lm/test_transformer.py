@@ -95,3 +95,19 @@ def test_a_tiny_lm_learns_a_toy_pattern():
     spec = StageSpec(stage="semantic", semantic_vocab=11)  # ids 0..10 sampled; the pattern's next ids are mostly in range
     out = generate_tokens(model, spec, torch.tensor([[3, 4, 5, 6]]), 4, Sampling(temperature=0))
     assert out.tolist() == [[7, 8, 9, 10]]
+
+
+def test_tied_embeddings_store_one_table_and_round_trip(tmp_path):
+    from audiolm.lm.model import build_model, load_stage, save_stage
+    from audiolm.lm.stages import StageSpec
+
+    spec = StageSpec(stage="parallel", semantic_vocab=8, codebook_size=32, num_coarse=2, num_fine=2, window_seconds=1.0)
+    tied = build_model(spec, TransformerConfig(dim=32, num_layers=1, num_heads=2, tie_embeddings=True))
+    untied = build_model(spec, TransformerConfig(dim=32, num_layers=1, num_heads=2))
+    assert tied.head.weight is tied.embedding.weight and "head.weight" not in tied.state_dict()
+    saved = sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters())
+    assert saved == spec.vocab_size * 32  # one table fewer
+    loaded, _, _ = load_stage(save_stage(tmp_path / "stage", tied, spec))
+    frames = torch.randint(0, spec.vocab_size, (2, 10, 5))
+    assert loaded.head.weight is loaded.embedding.weight
+    torch.testing.assert_close(loaded(frames), tied.eval()(frames))

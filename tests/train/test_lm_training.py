@@ -120,3 +120,14 @@ def test_bundle_from_runs_then_continue(shards, tmp_path):
     code = main(["bundle", "-o", str(tmp_path / "bad"), "--tokenizer", str(corpus / "semantic"), "--codec", str(corpus / "codec"),
                  "--semantic-lm", str(runs["semantic"]), "--coarse-lm", str(tmp_path / "nowhere"), "--fine-lm", str(runs["fine"])])
     assert code == 1 and not (tmp_path / "bad").exists()
+
+
+def test_aligned_coarse_training_measures_its_use_of_the_semantic_ids(shards, tmp_path):
+    overrides = [f"data.shards={shards}", "train.steps=4", "train.valid_every=4", "train.save_every=4", "train.num_threads=1",
+                 "stage.aligned_positions=true"]
+    result = train_lm("tiny", "coarse", tmp_path / "coarse", overrides, progress=False)
+    valid = [r for r in result.logs if "valid/lm/coarse/shuffled_ce_1" in r]
+    assert valid and valid[-1]["valid/lm/coarse/shuffled_ce_1"] > 0 and "valid/lm/coarse/ce_1" in valid[-1]
+    assert load_stage(tmp_path / "coarse" / "model")[1].aligned_positions
+    train_lm("tiny", "semantic", tmp_path / "semantic", [*overrides[:-1], "stage.aligned_positions=true"], progress=False)
+    assert not load_stage(tmp_path / "semantic" / "model")[1].aligned_positions  # only the coarse stage aligns its positions

@@ -83,3 +83,24 @@ def test_two_torchrun_processes_match_one_process(shards, tmp_path):
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_training(tmp_path / "one", tmp_path / "two", 2, ["lm.safetensors"])
+
+
+def test_init_from_starts_a_run_from_a_model_and_level_weights_are_checked(shards, tmp_path):
+    from audiolm.errors import AudiolmError, FileError
+    from audiolm.formats.tensors import load_tensors
+
+    common = [f"data.shards={shards}", "train.steps=2", "train.batch_size=4", "train.warmup_steps=1", "train.num_threads=1",
+              "model.tie_embeddings=true"]
+    train_lm("tiny", "parallel", tmp_path / "first", common, progress=False)
+    trained = load_tensors(tmp_path / "first" / "model" / "model.safetensors")
+    # one step at lr 1e-12 from the first run's weights: they come through (Adam moves each weight by about lr)
+    train_lm("tiny", "parallel", tmp_path / "second", [*common, "train.steps=1", "optimizer.lr=1e-12",
+                                                       f"init_from={tmp_path / 'first' / 'model'}"], progress=False)
+    again = load_tensors(tmp_path / "second" / "model" / "model.safetensors")
+    assert set(trained) == set(again)
+    for key in trained:
+        torch.testing.assert_close(again[key], trained[key], rtol=0, atol=1e-9)
+    with pytest.raises(FileError, match="init_from"):
+        train_lm("tiny", "parallel", tmp_path / "third", [*common, f"init_from={tmp_path / 'nothing'}"], progress=False)
+    with pytest.raises(AudiolmError, match="level_weights"):
+        train_lm("tiny", "parallel", tmp_path / "fourth", [*common, "parallel.level_weights=[1,1]"], progress=False)

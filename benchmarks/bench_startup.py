@@ -72,7 +72,7 @@ def import_breakdown(env: dict, repeats: int, cwd: Path) -> dict[str, float]:
 
 
 def measure(repo: Path, repeats: int, command: bool, models: str = "speech", extra: list[str] | None = None) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(repo), "AUDIOLM_FUSED_STEP": os.environ.get("AUDIOLM_FUSED_STEP", "1")}
+    env = {**os.environ, "PYTHONPATH": str(repo)}
     cli = [sys.executable, "-m", "audiolm.cli.main"]
     result = {
         "help_s": best_wall([*cli, "--help"], env, repeats, repo),  # (wall, cpu)

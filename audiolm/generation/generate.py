@@ -14,15 +14,37 @@ training (the coarse stage's aligned positions: `StageSpec.positions`).
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import torch
 from torch.nn import functional as F
 
 from audiolm.generation.sampling import Sampler, Sampling
-from audiolm.lm.fused_step import fused_step
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import KVCache, Transformer
+
+
+FUSED_AFTER_STEPS = 800  # "auto": take the fused CPU step once a process has asked for this many steps (see below)
+_steps_asked = 0
+
+
+def expect_steps(steps: int) -> None:
+    """Tell the "auto" choice below that this process will ask for `steps` more KV-cached steps later (the pipeline
+    announces its AR acoustic stages before the semantic LM runs, so that every stage takes the fused step)."""
+    global _steps_asked
+    _steps_asked += steps
+
+
+def _fused_wanted(steps: int) -> bool:
+    """Whether to take the fused CPU step (lm/fused_step.py) for `steps` more tokens. It saves about 1.5 ms a step on
+    one thread but costs about 0.8 s once per process (numba's import and compiled-code cache, which loads SciPy's
+    BLAS), so under `AUDIOLM_FUSED_STEP=auto` (the default) a process takes it only once it has asked for
+    FUSED_AFTER_STEPS steps: a 7 s continuation by the parallel stage (350 semantic steps) stays in PyTorch, the AR
+    stages' thousands of steps go fused. `1`: always, `0`: never."""
+    expect_steps(steps)
+    mode = os.environ.get("AUDIOLM_FUSED_STEP", "auto")
+    return mode == "1" or (mode != "0" and _steps_asked >= FUSED_AFTER_STEPS)
 
 
 @torch.inference_mode()
@@ -37,7 +59,12 @@ def generate_tokens(model: Transformer, spec: StageSpec, prefix: torch.Tensor, s
         return out
     cache = model.new_cache(B, prefix.shape[1] + steps)
     hidden = model.features(prefix, cache, positions)[:, -1]  # [B, D]: the prefill, one matrix product per weight
-    step = fused_step(model, cache) or partial(_step, model, cache)  # one token at a time: fused on CPU
+    step = None
+    if _fused_wanted(steps):
+        from audiolm.lm.fused_step import fused_step  # numba is imported only here
+
+        step = fused_step(model, cache)
+    step = step or partial(_step, model, cache)  # one token at a time: fused on CPU
     sampler = Sampler(sampling, generator)
     lo, hi = spec.target_range(start_index)
     logits = F.linear(hidden, model.head.weight[lo:hi])  # only the next token's level: [B, hi - lo]

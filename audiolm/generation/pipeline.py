@@ -28,7 +28,7 @@ import torch
 from audiolm import limits
 from audiolm.codec.model import Codec
 from audiolm.errors import AudiolmError, FileError
-from audiolm.generation.generate import generate_coarse, generate_fine, generate_semantic
+from audiolm.generation.generate import expect_steps, generate_coarse, generate_fine, generate_semantic
 from audiolm.generation.maskgit import ParallelSampling, ParallelStats, generate_parallel
 from audiolm.generation.sampling import Sampling
 from audiolm.lm.model import load_stage
@@ -258,6 +258,8 @@ class AudioLM:
         timings["tokenize"] = time.perf_counter() - began
         total = ids.shape[1] + max(1, round(seconds * self.semantic.spec.semantic_rate))
         frames = total * self.ratio
+        if acoustic == "ar":
+            expect_steps((frames - codes.shape[2]) * self.num_levels)
         began = time.perf_counter()
         if acoustic_only:
             semantic = ids
@@ -287,6 +289,8 @@ class AudioLM:
         device = self._device()
         generator = torch.Generator(device).manual_seed(seed)
         total = max(1, round(seconds * self.semantic.spec.semantic_rate))
+        if acoustic == "ar":
+            expect_steps(total * self.ratio * self.num_levels)
         timings: dict[str, float] = {"tokenize": 0.0}
         began = time.perf_counter()
         semantic = generate_semantic(self.semantic.model, self.semantic.spec, torch.zeros(1, 0, dtype=torch.long, device=device),

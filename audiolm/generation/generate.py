@@ -24,7 +24,6 @@ from audiolm.generation.sampling import Sampler, Sampling
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import KVCache, Transformer
 
-
 FUSED_AFTER_STEPS = 800  # "auto": take the fused CPU step once a process has asked for this many steps (see below)
 _steps_asked = 0
 

@@ -51,6 +51,24 @@ MAX_TRAIN_STEPS = 10_000_000  # --stop-after; the largest preset trains 1,000,00
 MAX_EVAL_ITEMS = 1000  # eval --prompts, --resynth, --pairs: each item is a generation or a synthesis
 MAX_BUNDLE_PROMPTS = 100  # prompt files cut into a bundle
 
+# audiolm serve: the default of each setting (a flag of the command), then the most a flag may set it to.
+SERVE_UPLOAD_MB = 16.0  # one request's body: a minute of 48 kHz stereo 16-bit WAV is 11 MB; larger is 413 before it is read
+MAX_SERVE_UPLOAD_MB = MAX_AUDIO_FILE_BYTES / 1024**2  # the CLI's own bound on a file read whole
+SERVE_SECONDS = 20.0  # new audio per request (and a resynth input): ~15 s of one core on the bundled models; longer: the CLI
+SERVE_PROMPT_SECONDS = 10.0  # --prompt-seconds a request may ask for; the LMs look back 4 s, so more only costs time
+SERVE_INPUT_SECONDS = 120.0  # codec encode / decode inputs, read whole in one pass: about 130 MB of activations
+SERVE_WORKERS = 1  # generations at once: each is CPU-bound, so more than cores / threads only slows every one of them
+MAX_SERVE_WORKERS = 64
+SERVE_QUEUE = 4  # requests waiting for a worker; more are refused at once with 503 and Retry-After, never buffered
+MAX_SERVE_QUEUE = 1000
+SERVE_TIMEOUT = 120.0  # seconds from acceptance (queue wait included) to the answer; a generation past it is stopped
+MAX_SERVE_TIMEOUT = 3600.0
+SERVE_REQUESTS = 32  # requests in flight at once (uploads being read included); more get 503: bounds the memory uploads take
+MAX_SERVE_REQUESTS = 10000
+SERVE_RESULTS = 16  # finished page jobs kept for their page to fetch (about 1.5 MB each at 20 s), the oldest dropped first
+MAX_SERVE_RESULTS = 1000
+SERVE_RESULT_SECONDS = 600.0  # how long a finished page job is kept
+
 
 def _show(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"

@@ -9,6 +9,7 @@ APT_PACKAGES=(
   fluidsynth fluid-soundfont-gm timgm6mb-soundfont                                            # piano rendering
   fortunes bible-kjv bible-kjv-text wordnet-base wamerican                                    # offline English text
   sox libsox-fmt-all libsndfile1 opus-tools codec2                                            # audio tools, baseline codecs
+  chromium chromium-driver                                                                    # the serve page's browser test
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -36,7 +37,7 @@ stamp=.venv/.audiolm-deps
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing audiolm and its dependencies into .venv"
-  "${PIP[@]}" install -c constraints.txt -e ".[dev,eval,kokoro]" 2> >(grep -v "^WARNING: Location" >&2)
+  "${PIP[@]}" install -c constraints.txt -e ".[dev,eval,kokoro,serve]" 2> >(grep -v "^WARNING: Location" >&2)
   if .venv/bin/python -m pip show torchaudio >/dev/null 2>&1; then
     echo "setup: torchaudio got installed and breaks torch 2.13; removing it" >&2
     "${PIP[@]}" uninstall -y torchaudio

@@ -11,15 +11,14 @@ from audiolm.formats.atomic import atomic_path
 
 
 def plot_spectrograms(wavs: dict[str, torch.Tensor], sample_rate: int, path: str | Path, hop_length: int = 160) -> Path:
-    """Draw each named waveform (`[1, L]` or `[L]`) as a log-mel spectrogram on a shared time axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Draw each named waveform (`[1, L]` or `[L]`) as a log-mel spectrogram on a shared time axis. Safe to call from
+    several threads at once (`audiolm serve`): a `Figure` of its own, no pyplot state."""
+    from matplotlib.figure import Figure
 
     mel = LogMel(sample_rate, n_fft=1024, hop_length=hop_length, n_mels=80)
     longest = max(w.shape[-1] for w in wavs.values()) / sample_rate
-    fig, axes = plt.subplots(len(wavs), 1, figsize=(10, 2.2 * len(wavs)), squeeze=False)
+    fig = Figure(figsize=(10, 2.2 * len(wavs)))
+    axes = fig.subplots(len(wavs), 1, squeeze=False)
     for ax, (name, wav) in zip(axes[:, 0], wavs.items()):
         spec = mel(wav.reshape(-1)).numpy()
         ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", extent=(0, wav.shape[-1] / sample_rate, 0, spec.shape[0]))
@@ -30,5 +29,4 @@ def plot_spectrograms(wavs: dict[str, torch.Tensor], sample_rate: int, path: str
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
-    plt.close(fig)
     return Path(path)

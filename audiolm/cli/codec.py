@@ -31,50 +31,78 @@ def cmd_codec_export(args: argparse.Namespace) -> None:
     print(f"wrote {args.output} ({size:.1f} MB{', fp16' if args.fp16 else ''}) from the latest checkpoint of {args.run}")
 
 
-def _codebooks(args: argparse.Namespace, codec) -> int | None:
-    if args.num_codebooks and args.bitrate:
+def codebooks(codec, num_codebooks: int | None = None, bitrate: float | None = None) -> int | None:
+    """The codec levels that `--num-codebooks` or `--bitrate` (at most one of them) ask for; None: all."""
+    if num_codebooks and bitrate:
         raise AudiolmError("give --num-codebooks or --bitrate, not both")
-    if args.bitrate:
-        return codec.config.codebooks_for_bitrate(args.bitrate)
-    return args.num_codebooks
+    if bitrate:
+        return codec.config.codebooks_for_bitrate(bitrate)
+    return num_codebooks
+
+
+def read_encode_input(path, codec, max_seconds: float = limits.MAX_ENCODE_SECONDS):
+    """The audio file `path`, read whole, as `[1, L]` at the codec's rate; refused from its header when longer than
+    `max_seconds` (encoded in one pass). Shared with `audiolm serve`."""
+    from audiolm.audio.io import load_audio
+
+    check_audio_files([path], max_seconds)
+    return load_audio(path, codec.sample_rate, allow_silent=True)
+
+
+def encode_file(path, output, codec, num_codebooks: int | None = None, max_seconds: float = limits.MAX_ENCODE_SECONDS):
+    """Encode the audio file `path` into the codes file `output`; returns the codes `[1, K, T]`."""
+    import torch
+
+    from audiolm.codec.codes_file import save_codes
+
+    wav = read_encode_input(path, codec, max_seconds)
+    with torch.inference_mode():
+        codes = codec.encode(wav[None], num_codebooks)
+    save_codes(output, codes, codec, wav.shape[-1])
+    return codes
+
+
+def read_codes(path, max_seconds: float = limits.MAX_ENCODE_SECONDS):
+    """The `.codes` file `path` (a `CodesFile`), refused when over MAX_CODES_FILE_BYTES or holding more than
+    `max_seconds` of audio (decoded in one pass). Shared with `audiolm serve`."""
+    from audiolm.codec.codes_file import load_codes
+
+    limits.check_file_bytes(path, limits.MAX_CODES_FILE_BYTES)
+    stored = load_codes(path)
+    if stored.num_samples > max_seconds * stored.sample_rate:
+        raise FileError(path, f"holds {stored.num_samples / stored.sample_rate:.0f} s of audio; decode reads at most {max_seconds:g} s")
+    return stored
+
+
+def decode_codes(stored, path, codec, num_codebooks: int | None = None):
+    """`stored` codes (read from `path`) decoded by `codec`, which must be the codec that wrote them: `wav [1, 1, L]`
+    from `num_codebooks` levels (default all the file holds)."""
+    import torch
+
+    stored.check(codec, path)
+    n = num_codebooks or stored.num_codebooks
+    if n > stored.num_codebooks:
+        raise AudiolmError(f"{path}: holds {stored.num_codebooks} levels, cannot decode {n}")
+    with torch.inference_mode():
+        return codec.decode(stored.codes[None, :n])[..., : stored.num_samples]
 
 
 def cmd_codec_encode(args: argparse.Namespace) -> None:
-    import torch
-
-    from audiolm.audio.io import load_audio
-    from audiolm.codec.codes_file import save_codes
     from audiolm.codec.model import Codec
 
     codec = Codec.load(args.model)
-    check_audio_files([args.input], limits.MAX_ENCODE_SECONDS)  # encoded in one pass
-    wav = load_audio(args.input, codec.sample_rate, allow_silent=True)
-    n = _codebooks(args, codec)
-    with torch.inference_mode():
-        codes = codec.encode(wav[None], n)
-    save_codes(args.output, codes, codec, wav.shape[-1])
+    codes = encode_file(args.input, args.output, codec, codebooks(codec, args.num_codebooks, args.bitrate))
     print(f"wrote {args.output}: {codes.shape[1]} levels x {codes.shape[2]} frames ({codec.config.bitrate(codes.shape[1]) / 1000:g} kbps)")
 
 
 def cmd_codec_decode(args: argparse.Namespace) -> None:
-    import torch
-
     from audiolm.audio.io import save_audio
-    from audiolm.codec.codes_file import load_codes
     from audiolm.codec.model import Codec
 
-    limits.check_file_bytes(args.input, limits.MAX_CODES_FILE_BYTES)
-    stored = load_codes(args.input)
-    if stored.num_samples > limits.MAX_ENCODE_SECONDS * stored.sample_rate:  # decoded in one pass
-        raise FileError(args.input, f"holds {stored.num_samples / stored.sample_rate:.0f} s of audio; decode reads at most "
-                                    f"{limits.MAX_ENCODE_SECONDS:g} s")
+    stored = read_codes(args.input)
     codec = Codec.load(args.model)
-    stored.check(codec, args.input)
-    n = _codebooks(args, codec) or stored.num_codebooks
-    if n > stored.num_codebooks:
-        raise AudiolmError(f"{args.input}: holds {stored.num_codebooks} levels, cannot decode {n}")
-    with torch.inference_mode():
-        wav = codec.decode(stored.codes[None, :n])[..., : stored.num_samples]
+    n = codebooks(codec, args.num_codebooks, args.bitrate) or stored.num_codebooks
+    wav = decode_codes(stored, args.input, codec, n)
     save_audio(args.output, wav[0], codec.sample_rate)
     print(f"wrote {args.output} ({wav.shape[-1] / codec.sample_rate:.2f} s from {n} levels)")
 

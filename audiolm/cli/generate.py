@@ -8,7 +8,9 @@ from audiolm import limits
 from audiolm.cli.args import check_audio_files, number, seconds, seed, whole, whole_list
 
 
-def _sampling(args: argparse.Namespace, audiolm):
+def build_sampling(args: argparse.Namespace, audiolm):
+    """The per-stage sampling of the options in `args` (`{stage}_temperature`, `top_k`, `top_p`, `iterations`,
+    `parallel_temperature`; None for a default) for `audiolm`'s vocabularies. Shared with `audiolm serve`."""
     from audiolm.generation.maskgit import ParallelSampling
     from audiolm.generation.pipeline import StageSampling
     from audiolm.generation.sampling import Sampling
@@ -29,7 +31,7 @@ def _sampling(args: argparse.Namespace, audiolm):
     return sampling
 
 
-def _acoustic(args: argparse.Namespace) -> dict:
+def acoustic_options(args: argparse.Namespace) -> dict:
     """The acoustic stage options as keyword arguments of `AudioLM.continue_audio / generate / resynthesize`."""
     return {"acoustic": args.acoustic, "levels": args.levels}
 
@@ -60,31 +62,47 @@ def _bundle(args: argparse.Namespace):
     return AudioLM.load(args.models)
 
 
-def cmd_continue(args: argparse.Namespace) -> None:
+def read_prompt(path, sample_rate: int, prompt_seconds: float):
+    """The first `prompt_seconds` of the audio file `path` as a prompt `[1, 1, L]` at `sample_rate`: at least
+    MIN_PROMPT_SECONDS long and not silent, else an `AudioError` naming the file. Shared with `audiolm serve`."""
     from audiolm.audio.io import load_audio
 
+    return load_audio(path, sample_rate, duration=prompt_seconds, min_seconds=limits.MIN_PROMPT_SECONDS, allow_silent=False)[None]
+
+
+def check_resynth_input(path, max_seconds: float = limits.MAX_GENERATE_SECONDS) -> None:
+    """Refuse a resynthesis input from its header before any work: read whole, it may be at most `max_seconds` long
+    (resynthesis generates as much audio as it reads)."""
+    check_audio_files([path], max_seconds)
+
+
+def read_resynth_input(path, sample_rate: int):
+    """The whole audio file `path` as `[1, 1, L]` at `sample_rate`; silence has no speech to resynthesize."""
+    from audiolm.audio.io import load_audio
+
+    return load_audio(path, sample_rate, allow_silent=False)[None]
+
+
+def cmd_continue(args: argparse.Namespace) -> None:
     audiolm = _bundle(args)
-    sampling = _sampling(args, audiolm)
-    prompt = load_audio(args.prompt, audiolm.sample_rate, duration=args.prompt_seconds, min_seconds=limits.MIN_PROMPT_SECONDS,
-                        allow_silent=False)[None]  # [1, 1, L]
-    out = audiolm.continue_audio(prompt, args.seconds, args.seed, sampling, acoustic_only=args.acoustic_only, **_acoustic(args))
+    sampling = build_sampling(args, audiolm)
+    prompt = read_prompt(args.prompt, audiolm.sample_rate, args.prompt_seconds)  # [1, 1, L]
+    out = audiolm.continue_audio(prompt, args.seconds, args.seed, sampling, acoustic_only=args.acoustic_only, **acoustic_options(args))
     _write_generation(args, out, prompt[0])
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
     audiolm = _bundle(args)
-    out = audiolm.generate(args.seconds, args.seed, _sampling(args, audiolm), **_acoustic(args))
+    out = audiolm.generate(args.seconds, args.seed, build_sampling(args, audiolm), **acoustic_options(args))
     _write_generation(args, out)
 
 
 def cmd_resynth(args: argparse.Namespace) -> None:
-    from audiolm.audio.io import load_audio
-
-    check_audio_files([args.input], limits.MAX_GENERATE_SECONDS)  # read whole: refused from the header when too long
+    check_resynth_input(args.input)
     audiolm = _bundle(args)
-    sampling = _sampling(args, audiolm)
-    wav = load_audio(args.input, audiolm.sample_rate, allow_silent=False)[None]  # silence has no speech to resynthesize
-    out = audiolm.resynthesize(wav, args.seed, sampling, **_acoustic(args))
+    sampling = build_sampling(args, audiolm)
+    wav = read_resynth_input(args.input, audiolm.sample_rate)
+    out = audiolm.resynthesize(wav, args.seed, sampling, **acoustic_options(args))
     _write_generation(args, out, wav[0])
 
 

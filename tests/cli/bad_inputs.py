@@ -89,6 +89,7 @@ BUNDLE_COMMANDS = {  # commands that load a model folder, with the placeholder t
     "continue": (("continue", "{audio}", "--seconds", "0.2", "-o", "{out}/x.wav", "--models", "{bundle}"), "bundle"),
     "generate": (("generate", "--seconds", "0.2", "-o", "{out}/x.wav", "--models", "{bundle}"), "bundle"),
     "resynth": (("resynth", "{audio}", "-o", "{out}/x.wav", "--models", "{bundle}"), "bundle"),
+    "serve": (("serve", "--models", "{bundle}", "--port", "0"), "bundle"),  # loads its bundles before it listens
     "codec encode": (("codec", "encode", "{audio}", "-o", "{out}/x.codes", "--model", "{codec}"), "codec"),
     "codec decode": (("codec", "decode", "{codes}", "-o", "{out}/x.wav", "--model", "{codec}"), "codec"),
     "semantic tokenize": (("semantic", "tokenize", "{audio}", "--tokenizer", "{tokenizer}", "-o", "{out}/x.jsonl"), "tokenizer"),

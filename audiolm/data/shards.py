@@ -1,11 +1,11 @@
 """Tokenize a corpus once: semantic ids and codec codes of every utterance, in uint16 shards with an index.
 
     summary = tokenize_corpus("data/speech/manifest.jsonl", "models/speech/semantic", "models/speech/codec", "tokens/")
-    shards = TokenShards("tokens/")
+    shards = TokenShards("tokens/")            # memory-mapped: opening reads the JSON and the headers, no tokens
     shards.check(tokenizer, codec)             # refuse models other than the ones that wrote the shards
     ids = shards.semantic(i)                   # [T_s] int64, T_s = ceil(L / 640) at 25 Hz
-    codes = shards.codes(i)                    # [K, T_a] int64, T_a = ceil(L / 320) at 50 Hz
-    train = shards.split("train")              # utterance indices in corpus order
+    codes = shards.codes(i, 100, 300)          # [K, 200] int64: frames 100:300 of its [K, T_a], T_a = ceil(L / 320) at 50 Hz
+    train = shards.split("train")              # [N_train] utterance indices in corpus order
 
 The manifest's entries, in manifest order, are cut into shards of `shard_size` utterances, so shard i always
 holds the same entries. Each shard is two files, each written atomically, the JSON last (its commit marker):
@@ -33,14 +33,17 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import multiprocessing
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from queue import Empty
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
@@ -50,12 +53,13 @@ from audiolm.data.manifest import Entry, read_manifest
 from audiolm.errors import AudiolmError, FileError
 from audiolm.formats.atomic import atomic_path, remove_temporaries, write_json
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import load_tensors
+from audiolm.formats.tensors import tensor_layout
 
 FORMAT = "audiolm-token-shards"
 VERSION = 1
 INDEX = "index.json"
 MAX_VOCAB = 65536  # uint16
+MIN_RECORD_BYTES = 100  # an utterance's record in a shard's JSON is longer than this (its keys alone are 76 characters)
 
 
 def shard_name(index: int) -> str:
@@ -149,16 +153,22 @@ def _write_shard(models: _Models, index: int, entries: list[Entry], root: Path, 
         codes_offset += entry_codes.shape[1]
         tick(1)
     empty = torch.zeros(models.num_codebooks, 0, dtype=torch.long)
-    tensors = {
-        "semantic": torch.cat([empty[0], *semantic]).to(torch.uint16),  # [N_s]
-        "codes": torch.cat([empty, *codes], dim=1).to(torch.uint16),  # [K, N_a]
-    }
+    return write_shard(output_dir, index, identity, records, torch.cat([empty[0], *semantic]), torch.cat([empty, *codes], dim=1), skipped)
+
+
+def write_shard(output_dir: Path, index: int, identity: dict, records: list[dict], semantic: torch.Tensor, codes: torch.Tensor,
+                skipped: list[dict] | None = None) -> dict:
+    """Write shard `index`: its safetensors (`semantic` `[N_s]` and `codes` `[K, N_a]`, stored as uint16), then its
+    JSON (the commit marker) with `records` (one per utterance: id, speaker, split, duration and where its frames
+    lie); return the JSON's content."""
     name = shard_name(index)
+    tensors = {"semantic": semantic.to(torch.uint16).contiguous(), "codes": codes.to(torch.uint16).contiguous()}
     with atomic_path(output_dir / f"{name}.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata={"format": FORMAT})  # one key: same bytes every run
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})  # one key: same bytes every run
     sidecar = {"format": FORMAT, "version": VERSION, "shard": index, "identity": identity,
                "tensors": f"{name}.safetensors", "bytes": (output_dir / f"{name}.safetensors").stat().st_size,
-               "semantic_frames": semantic_offset, "codes_frames": codes_offset, "utterances": records, "skipped": skipped}
+               "semantic_frames": semantic.shape[0], "codes_frames": codes.shape[1], "utterances": records,
+               "skipped": skipped or []}
     write_json(output_dir / f"{name}.json", sidecar)
     return sidecar
 
@@ -347,27 +357,41 @@ def _seconds(value: object) -> float:
         raise ValueError(f"expected a finite non-negative number, got {value!r}")
     return float(value)
 
+UTTERANCE_FIELDS = frozenset(f.name for f in fields(Utterance)) - {"shard"}
 
-def _utterance(record: dict, shard: int) -> Utterance:
-    """A shard sidecar's record as an `Utterance`; TypeError / ValueError for a malformed one."""
-    u = Utterance(shard=shard, **record)
-    if not isinstance(u.id, str) or any(v is not None and not isinstance(v, str) for v in (u.speaker, u.split)):
-        raise TypeError(f"utterance {u.id!r}: id, speaker and split must be strings")
-    for count in (u.semantic_offset, u.semantic_length, u.codes_offset, u.codes_length):
-        _count(count)
-    return replace(u, duration=_seconds(u.duration))
+
+def _record(record: object) -> tuple[str, str | None, str | None, float, int, int, int, int]:
+    """A shard sidecar's utterance record, checked: (id, speaker, split, duration, semantic_offset, semantic_length,
+    codes_offset, codes_length); TypeError / ValueError for a malformed one."""
+    if not isinstance(record, dict) or record.keys() != UTTERANCE_FIELDS:
+        raise TypeError(f"an utterance record must hold exactly {sorted(UTTERANCE_FIELDS)}")
+    uid, speaker, split = record["id"], record["speaker"], record["split"]
+    if not isinstance(uid, str) or any(v is not None and not isinstance(v, str) for v in (speaker, split)):
+        raise TypeError(f"utterance {uid!r}: id, speaker and split must be strings")
+    counts = (_count(record["semantic_offset"]), _count(record["semantic_length"]), _count(record["codes_offset"]),
+              _count(record["codes_length"]))
+    if max(counts) >= 2**40:
+        raise ValueError(f"utterance {uid!r}: offsets and lengths of more than 2**40 frames")
+    return (uid, speaker, split, _seconds(record["duration"]), *counts)
 
 
 class TokenShards:
-    """Every shard of a tokenized corpus, in memory as uint16 (an hour is 0.18 MB of 25 Hz semantic ids and
-    0.36 MB per level of 50 Hz codes).
+    """Every shard of a tokenized corpus, memory-mapped: opening reads the JSON sidecars and the safetensors headers,
+    never the tokens, and reading some frames of an utterance touches only their pages (random crops of a corpus far
+    bigger than memory). What is kept per utterance is a row of numpy columns (28 bytes: shard, speaker, split, offsets
+    and lengths); a shard's file is mapped when first read, and the `max_open` most recently read stay mapped.
 
-    Shapes: `semantic(i)` is `[T_s]` int64, `codes(i)` is `[K, T_a]` int64 for utterance i in corpus order.
-    A missing or corrupt file raises a one-line `FileError` naming it.
+    Shapes: `semantic(i)` is `[T_s]` int64, `codes(i)` is `[K, T_a]` int64 for utterance i in corpus order;
+    `semantic(i, start, stop)` and `codes(i, start, stop)` are its frames start:stop.
+    A missing or corrupt file raises a one-line `FileError` naming it: a malformed sidecar or safetensors header
+    when the shards are opened, tokens beyond the vocabularies in index.json when they are read.
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, max_open: int = 64) -> None:
+        if max_open < 1:
+            raise ValueError(f"max_open must be at least 1, got {max_open}")
         self.folder = Path(folder)
+        self.max_open = max_open
         index_path = self.folder / INDEX
         self.index = read_json(index_path)
         if self.index.get("format") != FORMAT:
@@ -388,70 +412,172 @@ class TokenShards:
             self.codebook_size: int = _count(identity["codec"]["codebook_size"])
             self.acoustic_frame_rate: float = _seconds(identity["codec"]["frame_rate"])
             self.sample_rate: int = _count(identity["sample_rate"])
-            names = [shard["name"] for shard in self.index["shards"]]
-            if not all(isinstance(name, str) for name in names):
+            self.names: list[str] = [shard["name"] for shard in self.index["shards"]]
+            if not all(isinstance(name, str) for name in self.names):
                 raise TypeError("shard names must be strings")
+            sizes = [_count(shard["utterances"]) for shard in self.index["shards"]]
         except (KeyError, TypeError, ValueError) as error:
             raise FileError(index_path, f"index is incomplete or malformed ({error})") from None
-        self.utterances: list[Utterance] = []
-        self._semantic: list[torch.Tensor] = []  # per shard [N_s] uint16
-        self._codes: list[torch.Tensor] = []  # per shard [K, N_a] uint16
-        for number, name in enumerate(names):
-            self._load_shard(number, name)
+        self.speakers: list[str | None] = []  # distinct speakers (and splits), in order of first appearance
+        self.splits: list[str | None] = []
+        self._codes_of: dict[str | None, int] = {}  # speaker -> its index in self.speakers
+        self._split_codes: dict[str | None, int] = {}
+        self._layout = np.zeros((len(self.names), 4), dtype=np.int64)  # per shard: semantic and codes byte offsets, N_s, N_a
+        if sum(sizes) * MIN_RECORD_BYTES > sum(self._json_bytes(name) for name in self.names):
+            raise FileError(index_path, "lists more utterances than the shards' JSON files can hold")
+        # filled in place, shard by shard: nothing per utterance is ever a Python object for long
+        labels, counts = np.empty((sum(sizes), 2), dtype=np.int32), np.empty((sum(sizes), 4), dtype=np.int64)
+        first, self._seconds = 0, 0.0
+        for number, (name, size) in enumerate(zip(self.names, sizes)):
+            self._seconds += self._open_shard(number, name, size, labels[first:first + size], counts[first:first + size])
+            first += size
+        frames = np.int32 if not counts.size or counts.max() < 2**31 else np.int64  # 4 bytes a count where they fit
+        self.shard_of = np.repeat(np.arange(len(self.names), dtype=np.int32), sizes)  # [N] each utterance's shard
+        self.speaker_of, self.split_of = labels[:, 0].copy(), labels[:, 1].copy()  # [N] indices into self.speakers, self.splits
+        self.semantic_offsets, self.semantic_lengths = counts[:, 0].astype(frames), counts[:, 1].astype(frames)  # [N] frames
+        self.codes_offsets, self.codes_lengths = counts[:, 2].astype(frames), counts[:, 3].astype(frames)  # [N] frames
+        self._maps: OrderedDict[int, tuple[np.ndarray, np.ndarray, mmap.mmap]] = OrderedDict()  # shard -> semantic, codes, their map
 
-    def _load_shard(self, number: int, name: str) -> None:
+    def _json_bytes(self, name: str) -> int:
+        path = self.folder / f"{name}.json"
+        if not path.is_file():
+            raise FileError(path, "no such file")
+        return path.stat().st_size
+
+    def _open_shard(self, number: int, name: str, size: int, labels: np.ndarray, counts: np.ndarray) -> float:
+        """Check shard `number`'s sidecar (`size` utterances, as index.json says) and safetensors header, note where its
+        tensors lie, fill its utterances' speaker and split indices `labels` `[size, 2]` and offsets and lengths `counts`
+        `[size, 4]`, and return their seconds in all."""
         json_path, tensors_path = self.folder / f"{name}.json", self.folder / f"{name}.safetensors"
         sidecar = read_json(json_path)
         if not tensors_path.is_file():
             raise FileError(tensors_path, "no such shard file (listed in index.json)")
-        tensors = load_tensors(tensors_path)
-        semantic, codes = tensors.get("semantic"), tensors.get("codes")
+        layout = tensor_layout(tensors_path)
         try:
-            records = [_utterance(r, number) for r in sidecar["utterances"]]
+            records = [_record(r) for r in sidecar["utterances"]]
             frames = (_count(sidecar["semantic_frames"]), _count(sidecar["codes_frames"]))
         except (KeyError, TypeError, ValueError) as error:
             raise FileError(json_path, f"shard description is incomplete or malformed ({error})") from None
-        if (semantic is None or codes is None or semantic.dtype != torch.uint16 or codes.dtype != torch.uint16
+        semantic, codes = layout.get("semantic"), layout.get("codes")
+        if (semantic is None or codes is None or semantic.dtype != "U16" or codes.dtype != "U16"
                 or semantic.shape != (frames[0],) or codes.shape != (self.num_codebooks, frames[1])):
             raise FileError(tensors_path, f"tensors do not match {json_path.name} (want uint16 semantic [{frames[0]}] "
                                           f"and codes [{self.num_codebooks}, {frames[1]}])")
-        if (semantic.numel() and int(semantic.to(torch.int32).max()) >= self.semantic_vocab) or (
-                codes.numel() and int(codes.to(torch.int32).max()) >= self.codebook_size):
-            raise FileError(tensors_path, "holds tokens beyond the vocabularies in index.json")
-        for r in records:
-            if r.semantic_offset + r.semantic_length > frames[0] or r.codes_offset + r.codes_length > frames[1]:
-                raise FileError(json_path, f"utterance {r.id} lies outside the shard's tensors")
-        self.utterances += records
-        self._semantic.append(semantic)
-        self._codes.append(codes)
+        self._layout[number] = (semantic.offset, codes.offset, *frames)
+        if len(records) != size:
+            raise FileError(json_path, f"lists {len(records)} utterances, index.json {size}")
+        counts[:] = np.array([r[4:] for r in records], dtype=np.int64).reshape(-1, 4)
+        outside = (counts[:, 0] + counts[:, 1] > frames[0]) | (counts[:, 2] + counts[:, 3] > frames[1])
+        if outside.any():
+            raise FileError(json_path, f"utterance {records[int(outside.argmax())][0]} lies outside the shard's tensors")
+        labels[:] = np.array([(self._intern(r[1], self._codes_of, self.speakers), self._intern(r[2], self._split_codes, self.splits))
+                              for r in records], dtype=np.int32).reshape(-1, 2)
+        return sum(r[3] for r in records)
+
+    @staticmethod
+    def _intern(value: str | None, codes: dict[str | None, int], values: list[str | None]) -> int:
+        if value not in codes:
+            codes[value] = len(values)
+            values.append(value)
+        return codes[value]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_maps": OrderedDict()}  # maps are per process: a copy maps again
 
     def __len__(self) -> int:
-        return len(self.utterances)
+        return len(self.shard_of)
 
     @property
     def hours(self) -> float:
-        return sum(u.duration for u in self.utterances) / 3600
+        return self._seconds / 3600
 
-    def semantic(self, i: int) -> torch.Tensor:
-        """Utterance i's semantic ids `[T_s]` int64."""
-        u = self.utterances[i]
-        return self._semantic[u.shard][u.semantic_offset:u.semantic_offset + u.semantic_length].to(torch.int64)
+    def utterance(self, i: int) -> Utterance:
+        """Utterance i's record (re-read from its shard's sidecar: ids are not kept in memory)."""
+        shard = int(self.shard_of[i])
+        path = self.folder / f"{self.names[shard]}.json"
+        local = int(np.searchsorted(self.shard_of, shard))  # the shard's first utterance
+        values = _record(read_json(path)["utterances"][int(i) % len(self) - local])
+        return Utterance(*values[:4], shard, *values[4:])
 
-    def codes(self, i: int) -> torch.Tensor:
-        """Utterance i's codec codes `[K, T_a]` int64."""
-        u = self.utterances[i]
-        return self._codes[u.shard][:, u.codes_offset:u.codes_offset + u.codes_length].to(torch.int64)
+    def _map(self, shard: int) -> tuple[np.ndarray, np.ndarray, mmap.mmap]:
+        """Shard `shard`'s semantic ids `[N_s]` and codes `[K, N_a]` as uint16 arrays over a read-only memory map, and the map."""
+        if shard in self._maps:
+            self._maps.move_to_end(shard)
+            return self._maps[shard]
+        path = self.folder / f"{self.names[shard]}.safetensors"
+        semantic_at, codes_at, semantic_frames, codes_frames = (int(v) for v in self._layout[shard])
+        try:
+            with open(path, "rb") as f:
+                memory = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as error:
+            raise FileError(path, f"cannot be read ({error})") from None
+        if len(memory) < max(semantic_at + 2 * semantic_frames, codes_at + 2 * self.num_codebooks * codes_frames):
+            raise FileError(path, "is shorter than its header says (rewritten since the shards were opened?)")
+        if hasattr(mmap, "MADV_RANDOM"):
+            memory.madvise(mmap.MADV_RANDOM)  # crops are a few pages here and there: no read-ahead around them
+        self._maps[shard] = (np.frombuffer(memory, dtype="<u2", count=semantic_frames, offset=semantic_at),
+                             np.frombuffer(memory, dtype="<u2", count=self.num_codebooks * codes_frames, offset=codes_at)
+                             .reshape(self.num_codebooks, codes_frames), memory)
+        if len(self._maps) > self.max_open:
+            self._maps.popitem(last=False)  # its map closes with the last array over it
+        return self._maps[shard]
 
-    def split(self, name: str) -> list[int]:
-        """Indices of the utterances in split `name`, in corpus order."""
-        return [i for i, u in enumerate(self.utterances) if u.split == name]
+    def prefetch(self, i: int, semantic: tuple[int, int], codes: tuple[int, int]) -> None:
+        """Ask the kernel to read semantic frames semantic[0]:semantic[1] and codes frames codes[0]:codes[1] of utterance
+        i in the background (the pages of one row per level): read after the prefetches of a whole batch, its crops
+        come from the disk in parallel rather than one page fault at a time. Only a hint: reading checks as usual."""
+        if not hasattr(mmap, "MADV_WILLNEED"):
+            return
+        shard = int(self.shard_of[i])
+        semantic_at, codes_at, _, codes_frames = (int(v) for v in self._layout[shard])
+        memory = self._map(shard)[2]
+        ranges = [(semantic_at + 2 * (int(self.semantic_offsets[i]) + semantic[0]), 2 * (semantic[1] - semantic[0]))]
+        offset = int(self.codes_offsets[i]) + codes[0]
+        ranges += [(codes_at + 2 * (k * codes_frames + offset), 2 * (codes[1] - codes[0])) for k in range(self.num_codebooks)]
+        for start, size in ranges:
+            aligned = start - start % mmap.PAGESIZE
+            if size > 0 and start + size <= len(memory):
+                memory.madvise(mmap.MADV_WILLNEED, aligned, start + size - aligned)
 
-    def by_speaker(self, indices: list[int] | None = None) -> dict[str | None, list[int]]:
+    def _checked(self, tokens: np.ndarray, vocab: int, shard: int) -> torch.Tensor:
+        """A copy of `tokens` as int64, refused if any lies beyond `vocab`."""
+        if tokens.size and int(tokens.max()) >= vocab:
+            raise FileError(self.folder / f"{self.names[shard]}.safetensors", "holds tokens beyond the vocabularies in index.json")
+        return torch.from_numpy(tokens.astype(np.int64))
+
+    @staticmethod
+    def _span(i: int, length: int, start: int, stop: int | None) -> int:
+        stop = length if stop is None else stop
+        if not 0 <= start <= stop <= length:
+            raise IndexError(f"frames {start}:{stop} of utterance {i}, which has {length}")
+        return stop
+
+    def semantic(self, i: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Utterance i's semantic ids `[T_s]` int64 (frames start:stop of them)."""
+        stop = self._span(i, int(self.semantic_lengths[i]), start, stop)
+        shard, offset = int(self.shard_of[i]), int(self.semantic_offsets[i])
+        return self._checked(self._map(shard)[0][offset + start:offset + stop], self.semantic_vocab, shard)
+
+    def codes(self, i: int, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Utterance i's codec codes `[K, T_a]` int64 (frames start:stop of them)."""
+        stop = self._span(i, int(self.codes_lengths[i]), start, stop)
+        shard, offset = int(self.shard_of[i]), int(self.codes_offsets[i])
+        return self._checked(self._map(shard)[1][:, offset + start:offset + stop], self.codebook_size, shard)
+
+    def split(self, name: str | None) -> np.ndarray:
+        """Indices `[N_split]` int64 of the utterances in split `name`, in corpus order."""
+        if name not in self._split_codes:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(self.split_of == self._split_codes[name])
+
+    def by_speaker(self, indices: list[int] | np.ndarray | None = None) -> dict[str | None, list[int]]:
         """{speaker: its utterance indices} over `indices` (all by default), speakers and indices in corpus order."""
-        groups: dict[str | None, list[int]] = {}
-        for i in range(len(self)) if indices is None else sorted(indices):
-            groups.setdefault(self.utterances[i].speaker, []).append(i)
-        return groups
+        chosen = np.arange(len(self)) if indices is None else np.sort(np.asarray(indices, dtype=np.int64))
+        speakers = self.speaker_of[chosen]
+        order = np.argsort(speakers, kind="stable")  # by speaker, corpus order within
+        groups = np.split(chosen[order], np.flatnonzero(np.diff(speakers[order])) + 1) if len(chosen) else []
+        groups.sort(key=lambda group: group[0])
+        return {self.speakers[self.speaker_of[group[0]]]: group.tolist() for group in groups}
 
     def check(self, tokenizer=None, codec=None) -> None:
         """Raise `FileError` (naming index.json) unless `tokenizer` / `codec` are the models that wrote the shards."""

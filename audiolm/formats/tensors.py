@@ -2,13 +2,17 @@
 
     save_module(model, "model.safetensors", dtype=torch.float16)
     load_module(model, "model.safetensors")   # missing, corrupt or mismatched files raise FileError
+    layout = tensor_layout("shard.safetensors")  # {name: TensorLayout}: where each tensor lies, from the header alone
     model = build_module(lambda: Model(config), "model.safetensors", "config.json")  # a config from a user's file
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,6 +55,57 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise FileError(path, f"corrupt or unreadable safetensors ({' '.join(str(error).split())[:160]})") from None
+
+
+@dataclass(frozen=True)
+class TensorLayout:
+    """Where a tensor's bytes lie in a safetensors file: `dtype` as the header spells it ("U16", "F32", ...),
+    `shape`, and `offset` (bytes from the start of the file) of `nbytes` contiguous little-endian values."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+
+
+ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2, "U32": 4, "I32": 4,
+            "F32": 4, "U64": 8, "I64": 8, "F64": 8}
+MAX_HEADER = 100_000_000  # the safetensors library's own limit
+
+
+def tensor_layout(path: str | Path) -> dict[str, TensorLayout]:
+    """Each tensor's layout from a safetensors file's header alone (8 bytes of little-endian header length, then a
+    JSON object {name: {dtype, shape, data_offsets}} and the data), without reading any data: what memory-mapped
+    readers need. Tensors of a dtype not listed in `ITEMSIZE` are left out. A missing, truncated or malformed file
+    (offsets outside the file, a size that does not match the shape) raises a one-line `FileError`."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            length = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+            if not 0 < length <= min(MAX_HEADER, size - 8):
+                raise ValueError(f"header length {length} does not fit a file of {size} bytes")
+            header = json.loads(f.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        start, layout = 8 + length, {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+            if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape) and type(begin) is int
+                    and type(end) is int and 0 <= begin <= end <= size - start):
+                raise ValueError(f"tensor {name!r} has a malformed shape or offsets")
+            if dtype not in ITEMSIZE:
+                continue
+            if end - begin != math.prod(shape) * ITEMSIZE[dtype]:
+                raise ValueError(f"tensor {name!r} holds {end - begin} bytes, not those of {dtype} {shape}")
+            layout[name] = TensorLayout(dtype, tuple(shape), start + begin, end - begin)
+    except FileNotFoundError:
+        raise FileError(path, "no such file") from None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+        raise FileError(path, f"corrupt or unreadable safetensors ({' '.join(str(error).split())[:160]})") from None
+    return layout
 
 
 def load_module(module: nn.Module, path: str | Path, optional: tuple[str, ...] = ()) -> nn.Module:

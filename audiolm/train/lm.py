@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,40 +59,82 @@ class LMRunConfig:
 
 class TokenStreams:
     """Per-speaker streams of aligned semantic ids `[Ts]` and codes `[K, Ts * ratio]` from some utterances (an utterance
-    without a speaker, such as a music clip, is a stream of its own: windows never join unrelated pieces)."""
+    without a speaker, such as a music clip, is a stream of its own: windows never join unrelated pieces).
 
-    def __init__(self, shards, indices: list[int], ratio: int) -> None:
-        self.ratio = ratio
-        self.semantic: list[torch.Tensor] = []
-        self.codes: list[torch.Tensor] = []
-        streams: dict[str, list[int]] = {}
-        for speaker, utterances in shards.by_speaker(indices).items():
-            if speaker is None:  # no speaker (music clips): each utterance is a stream of its own
-                streams.update({f"utterance {i:09d}": [i] for i in utterances})
-            else:
-                streams[f"speaker {speaker}"] = utterances
-        for _, utterances in sorted(streams.items()):
-            semantic, codes = [], []
-            for i in utterances:
-                ids, acoustic = shards.semantic(i), shards.codes(i)
-                n = min(ids.shape[0], acoustic.shape[1] // ratio)
-                semantic.append(ids[:n])
-                codes.append(acoustic[:, : n * ratio])
-            self.semantic.append(torch.cat(semantic))
-            self.codes.append(torch.cat(codes, dim=1))
-        self.lengths = torch.tensor([s.shape[0] for s in self.semantic])
+    A stream is never joined in memory: it is its utterances' first n = min(T_s, T_a // ratio) frames end to end,
+    kept as numpy columns (each segment's utterance and start), and a window reads from the memory-mapped shards
+    only the few utterances it crosses. Streams are in the order of their names ("speaker NAME", "utterance
+    NNNNNNNNN"), utterances in corpus order within one."""
+
+    def __init__(self, shards, indices: list[int] | np.ndarray, ratio: int) -> None:
+        self.shards, self.ratio = shards, ratio
+        utterances = np.unique(np.asarray(indices, dtype=np.int64))  # corpus order
+        frames = np.minimum(shards.semantic_lengths[utterances], shards.codes_lengths[utterances] // ratio).astype(np.int64)
+        speaker = shards.speaker_of[utterances]
+        alone = np.array([shards.speakers[c] is None for c in range(len(shards.speakers))], dtype=bool)[speaker]
+        voices = np.unique(speaker[~alone])
+        names = [f"speaker {shards.speakers[c]}" for c in voices] + [f"utterance {i:09d}" for i in utterances[alone]]
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        stream = np.empty(len(utterances), dtype=np.int64)  # each utterance's stream
+        stream[~alone] = rank[np.searchsorted(voices, speaker[~alone])]
+        stream[alone] = rank[len(voices):]
+        order = np.argsort(stream, kind="stable")
+        self._utterance = utterances[order].astype(np.int32 if len(shards) < 2**31 else np.int64)  # [M] segments by stream
+        self._ends = np.cumsum(frames[order])  # [M] where each segment ends, counting every stream before it
+        first = np.searchsorted(stream[order], np.arange(len(names) + 1))  # [S + 1] each stream's first segment
+        bounds = np.concatenate([[0], self._ends])[first]  # [S + 1] where each stream starts
+        self._starts = bounds[:-1]
+        self.lengths = torch.from_numpy(np.diff(bounds))  # [S] frames per stream
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def stream(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stream `index` whole: semantic `[Ts]`, codes `[K, Ts * ratio]` (for tests and small corpora)."""
+        return self._crop(index, 0, int(self.lengths[index]))
+
+    def _segments(self, index: int, start: int, length: int) -> list[tuple[int, int, int]]:
+        """The utterances under frames start:start + length of stream `index`: (utterance, its first frame, frames)."""
+        begin = int(self._starts[index]) + start  # where the window starts, counting every stream before this one
+        segments, done = [], 0
+        segment = int(np.searchsorted(self._ends, begin, side="right"))  # the first segment ending past `begin`
+        while done < length:
+            end = int(self._ends[segment])
+            frames = min(end - begin - done, length - done)
+            if frames > 0:
+                offset = begin + done - (int(self._ends[segment - 1]) if segment else 0)  # where the window is in the utterance
+                segments.append((int(self._utterance[segment]), offset, frames))
+                done += frames
+            segment += 1
+        return segments
+
+    def _crop(self, index: int, start: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames start:start + length of stream `index`: semantic `[length]`, codes `[K, length * ratio]`."""
+        return self._read(self._segments(index, start, length), length)
+
+    def _read(self, segments: list[tuple[int, int, int]], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        semantic = torch.empty(length, dtype=torch.int64)
+        codes = torch.empty(self.shards.num_codebooks, length * self.ratio, dtype=torch.int64)
+        done, r = 0, self.ratio
+        for utterance, offset, frames in segments:
+            semantic[done:done + frames] = self.shards.semantic(utterance, offset, offset + frames)
+            codes[:, done * r:(done + frames) * r] = self.shards.codes(utterance, offset * r, (offset + frames) * r)
+            done += frames
+        return semantic, codes
 
     def windows(self, count: int, length: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """`count` random crops of `length` semantic frames: semantic `[count, length]`, codes `[count, K, length * ratio]`."""
+        """`count` random crops of `length` semantic frames: semantic `[count, length]`, codes `[count, K, length * ratio]`.
+        Every crop's pages are asked for first (`TokenShards.prefetch`), so that cold ones load from disk together."""
         room = (self.lengths - length + 1).clamp_min(0).double()
         if room.sum() == 0:
             raise AudiolmError(f"no speaker has {length} semantic frames of audio: shorten stage.window_seconds")
         picks = torch.multinomial(room, count, replacement=True, generator=generator).tolist()
-        semantic, codes = [], []
-        for stream in picks:
-            start = int(torch.randint(0, int(room[stream]), (1,), generator=generator))
-            semantic.append(self.semantic[stream][start:start + length])
-            codes.append(self.codes[stream][:, start * self.ratio:(start + length) * self.ratio])
+        crops = [self._segments(stream, int(torch.randint(0, int(room[stream]), (1,), generator=generator)), length)
+                 for stream in picks]
+        for utterance, offset, frames in (segment for segments in crops for segment in segments):
+            self.shards.prefetch(utterance, (offset, offset + frames), (offset * self.ratio, (offset + frames) * self.ratio))
+        semantic, codes = zip(*(self._read(segments, length) for segments in crops))
         return torch.stack(semantic), torch.stack(codes)
 
 
@@ -103,7 +146,7 @@ class LMTask:
         ratio = self.spec.ratio
         self.train_streams = TokenStreams(shards, shards.split(config.data.train_split), ratio)
         valid = shards.split(config.data.valid_split) if config.data.valid_split else []
-        self.valid_streams = TokenStreams(shards, valid, ratio) if valid else self.train_streams
+        self.valid_streams = TokenStreams(shards, valid, ratio) if len(valid) else self.train_streams
         self.model = build_model(self.spec, config.model)
         if config.init_from:
             load_module(self.model, _weights_of(config.init_from))

@@ -248,15 +248,21 @@ def shards_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _read_shards(folder: Path) -> None:
-    """Load the shards as training does (windows of aligned ids and codes), or refuse with the folder named."""
-    shards = loads_or_refuses(lambda: TokenShards(folder), folder)
-    if shards is None:
-        return
-    assert isinstance(shards.hours, float)
-    for i in range(len(shards)):
-        assert shards.semantic(i).dtype == torch.int64 and shards.codes(i).shape[0] == shards.num_codebooks
-    for split in ("train", "valid"):
-        TokenStreams(shards, shards.split(split), ratio=2)
+    """Open the shards and read them as training does (windows of aligned ids and codes), or refuse with the folder
+    named (a malformed file when opened, tokens beyond the vocabularies when read)."""
+
+    def read() -> None:
+        shards = TokenShards(folder)
+        assert isinstance(shards.hours, float)
+        for i in range(len(shards)):
+            assert shards.semantic(i).dtype == torch.int64 and shards.codes(i).shape[0] == shards.num_codebooks
+        for split in ("train", "valid"):
+            streams = TokenStreams(shards, shards.split(split), ratio=2)
+            for s in range(len(streams)):
+                semantic, codes = streams.stream(s)
+                assert codes.shape == (shards.num_codebooks, 2 * semantic.shape[0])
+
+    loads_or_refuses(read, folder)
 
 
 @fuzz(80)

@@ -24,8 +24,8 @@ def shards(tmp_path_factory):
 def test_streams_join_a_speakers_utterances_with_aligned_frames(shards):
     tokens = TokenShards(shards)
     streams = TokenStreams(tokens, tokens.split("train"), ratio=2)
-    assert len(streams.semantic) == len(tokens.by_speaker(tokens.split("train")))
-    assert all(c.shape[1] == 2 * s.shape[0] for s, c in zip(streams.semantic, streams.codes))
+    assert len(streams) == len(tokens.by_speaker(tokens.split("train")))
+    assert all(c.shape[1] == 2 * s.shape[0] for s, c in map(streams.stream, range(len(streams))))
     semantic, codes = streams.windows(5, 20, torch.Generator().manual_seed(0))
     assert semantic.shape == (5, 20) and codes.shape == (5, 4, 40)
 
@@ -43,9 +43,9 @@ def test_utterances_without_a_speaker_are_streams_of_their_own(shards, tmp_path)
     tokens = TokenShards(tmp_path / "shards")
     train = tokens.split("train")
     streams = TokenStreams(tokens, train, ratio=2)
-    assert len(streams.semantic) == len(train) > 1  # one stream per clip: no window joins two pieces
+    assert len(streams) == len(train) > 1  # one stream per clip: no window joins two pieces
     lengths = [min(tokens.semantic(i).shape[0], tokens.codes(i).shape[1] // 2) for i in sorted(train)]
-    assert [s.shape[0] for s in streams.semantic] == lengths
+    assert streams.lengths.tolist() == lengths
 
 
 @pytest.mark.parametrize("stage", ["semantic", "coarse", "fine"])

@@ -32,6 +32,7 @@ MAX_CODES_FILE_BYTES = 64 * 1024**2  # a .codes file: 30 minutes of 12 levels at
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 192000  # rates audio convert / plot resample to
 MIN_LUFS, MAX_LUFS = -70.0, 0.0  # --normalize: below -70 LUFS is silence (EBU R128 gating), above 0 clips
 MAX_PLOT_FILES = 16  # one 2.2-inch panel per file in one figure
+MAX_DETECT_SECONDS = 600.0  # detect scores the first 10 minutes of a file: the longest generation whole; the mark is everywhere
 
 # Corpora, tokens and training.
 MAX_WORKERS = 256  # processes, each with its own models and audio in memory

@@ -32,8 +32,8 @@ def build_sampling(args: argparse.Namespace, audiolm):
 
 
 def acoustic_options(args: argparse.Namespace) -> dict:
-    """The acoustic stage options as keyword arguments of `AudioLM.continue_audio / generate / resynthesize`."""
-    return {"acoustic": args.acoustic, "levels": args.levels}
+    """The acoustic stage and watermark options as keyword arguments of `AudioLM.continue_audio / generate / resynthesize`."""
+    return {"acoustic": args.acoustic, "levels": args.levels, "watermark": args.watermark}
 
 
 def _write_generation(args: argparse.Namespace, out, prompt=None) -> None:
@@ -145,4 +145,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         p.add_argument("--threads", type=whole("--threads", 1, limits.MAX_THREADS),
                        help="CPU threads (default: PyTorch's, one per core; on a busy machine 1 is often faster)")
         p.add_argument("--plot", metavar="PNG", help="also draw spectrograms of the prompt and the result")
+        p.add_argument("--no-watermark", dest="watermark", action="store_false",
+                       help="leave out the inaudible watermark every output carries by default (`audiolm detect` finds it)")
         p.set_defaults(func={"continue": cmd_continue, "generate": cmd_generate, "resynth": cmd_resynth}[name])

@@ -1,5 +1,5 @@
 """The `audiolm` command: argument parsing only; each command calls one library function, and each command
-group has its own module here (audio, data, codec, semantic, lm, bundle, generate, serve).
+group has its own module here (audio, data, codec, semantic, lm, bundle, generate, detect, serve).
 
 Errors caused by input (a bad file, flag or folder) print one line, `audiolm: error: <file>: <problem>`,
 and exit with status 1; set AUDIOLM_DEBUG=1 to see the traceback instead.
@@ -12,11 +12,11 @@ import os
 import sys
 
 from audiolm import __version__
-from audiolm.cli import audio, bundle, codec, data, generate, lm, semantic, serve
+from audiolm.cli import audio, bundle, codec, data, detect, generate, lm, semantic, serve
 from audiolm.errors import AudiolmError
 from audiolm.formats.atomic import check_writable
 
-GROUPS = (audio, data, codec, semantic, lm, bundle, generate, serve)  # in the order of `audiolm --help`
+GROUPS = (audio, data, codec, semantic, lm, bundle, generate, detect, serve)  # in the order of `audiolm --help`
 OUTPUTS = ("output", "workdir", "plot", "lhotse_out")  # the options that name what a command writes
 
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in OUTPUTS:
             if getattr(args, name, None):
                 check_writable(getattr(args, name))  # before any work, not after it
-        args.func(args)
+        failed = args.func(args)  # None, or 1 from a command that went on past a bad file (detect)
     except (AudiolmError, ValueError) as error:
         if os.environ.get("AUDIOLM_DEBUG"):
             raise
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("audiolm: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from audiolm.lm.model import load_stage
 from audiolm.lm.stages import StageSpec
 from audiolm.lm.transformer import Transformer
 from audiolm.semantic.tokenizer import SemanticTokenizer
+from audiolm.watermark import embed as embed_watermark
 
 PARTS = {"semantic": "semantic-lm", "coarse": "coarse-lm", "fine": "fine-lm", "acoustic": "coarse-acoustic-lm",
          "parallel": "parallel-lm", "parallel_acoustic": "parallel-acoustic-lm"}
@@ -64,6 +65,7 @@ class Generation:
     seconds_per_stage: dict[str, float]
     acoustic: str = "ar"  # the acoustic stage that made the codes: "ar" or "parallel"
     forward_passes: int = 0  # the parallel stage's forward passes (0 for the AR stages)
+    watermarked: bool = False  # `wav` carries the watermark (audiolm/watermark.py): the whole of it, the prompt's part too
 
 
 @dataclass
@@ -222,6 +224,15 @@ class AudioLM:
         timings["codec"] = time.perf_counter() - began
         return Generation(wav, self.sample_rate, prompt_frames / self.codec.frame_rate, semantic, codes, timings, acoustic, passes)
 
+    def _output(self, out: Generation, watermark: bool) -> Generation:
+        """`out`, its whole wav watermarked unless `watermark` is False (`audiolm.watermark`; timed as "watermark")."""
+        if watermark:
+            began = time.perf_counter()
+            out.wav = embed_watermark(out.wav, out.sample_rate)
+            out.seconds_per_stage["watermark"] = time.perf_counter() - began
+            out.watermarked = True
+        return out
+
     def _parallel(self, semantic: torch.Tensor, prompt: torch.Tensor, frames: int, levels: int, sampling: StageSampling,
                   generator: torch.Generator, timings: dict[str, float], acoustic_only: bool = False) -> Generation:
         """All `levels` of `frames` acoustic frames from the parallel stage (or its acoustic-only baseline), after the
@@ -236,11 +247,13 @@ class AudioLM:
 
     @torch.inference_mode()
     def continue_audio(self, prompt: torch.Tensor, seconds: float, seed: int = 0, sampling: StageSampling | None = None,
-                       acoustic_only: bool = False, acoustic: str = "auto", levels: int | None = None) -> Generation:
+                       acoustic_only: bool = False, acoustic: str = "auto", levels: int | None = None,
+                       watermark: bool = True) -> Generation:
         """Continue `prompt [1, 1, L]` by `seconds`, from its semantic and acoustic tokens (or, with
         `acoustic_only`, from its acoustic tokens alone with the acoustic stage's acoustic-only baseline). `acoustic`
         picks the acoustic stage (`acoustic_stage`); `levels` how many codec levels the parallel stage decodes (default
-        all). Limits: `seconds` in (0, MAX_GENERATE_SECONDS], a prompt of at most MAX_PROMPT_SECONDS (`audiolm.limits`)."""
+        all). Limits: `seconds` in (0, MAX_GENERATE_SECONDS], a prompt of at most MAX_PROMPT_SECONDS (`audiolm.limits`).
+        Every method's output is watermarked (`audiolm.watermark`) unless `watermark=False`."""
         limits.check_number("seconds", seconds, 0.0, limits.MAX_GENERATE_SECONDS, above_low=True)
         sampling = sampling or StageSampling()
         acoustic = self.acoustic_stage(acoustic)
@@ -268,18 +281,18 @@ class AudioLM:
             semantic = generate_semantic(self.semantic.model, self.semantic.spec, ids, total, sampling.semantic, generator)
             timings["semantic"] = time.perf_counter() - began
         if acoustic == "parallel":
-            return self._parallel(semantic, codes, frames, levels, sampling, generator, timings, acoustic_only)
+            return self._output(self._parallel(semantic, codes, frames, levels, sampling, generator, timings, acoustic_only), watermark)
         Q = self.coarse.spec.num_coarse
         began = time.perf_counter()
         stage = self.acoustic if acoustic_only else self.coarse
         coarse = generate_coarse(stage.model, stage.spec, None if acoustic_only else semantic, codes[:, :Q], frames, sampling.coarse,
                                  generator)
         timings["coarse"] = time.perf_counter() - began
-        return self._finish(semantic, coarse, codes[:, Q:], sampling, generator, timings, codes.shape[2])
+        return self._output(self._finish(semantic, coarse, codes[:, Q:], sampling, generator, timings, codes.shape[2]), watermark)
 
     @torch.inference_mode()
     def generate(self, seconds: float, seed: int = 0, sampling: StageSampling | None = None, acoustic: str = "auto",
-                 levels: int | None = None) -> Generation:
+                 levels: int | None = None, watermark: bool = True) -> Generation:
         """Unconditional: `seconds` (in (0, MAX_GENERATE_SECONDS]) of audio from nothing."""
         limits.check_number("seconds", seconds, 0.0, limits.MAX_GENERATE_SECONDS, above_low=True)
         sampling = sampling or StageSampling()
@@ -296,11 +309,11 @@ class AudioLM:
         semantic = generate_semantic(self.semantic.model, self.semantic.spec, torch.zeros(1, 0, dtype=torch.long, device=device),
                                      total, sampling.semantic, generator)
         timings["semantic"] = time.perf_counter() - began
-        return self._from_semantic(semantic, sampling, generator, timings, acoustic, levels)
+        return self._output(self._from_semantic(semantic, sampling, generator, timings, acoustic, levels), watermark)
 
     @torch.inference_mode()
     def resynthesize(self, wav: torch.Tensor, seed: int = 0, sampling: StageSampling | None = None, acoustic: str = "auto",
-                     levels: int | None = None) -> Generation:
+                     levels: int | None = None, watermark: bool = True) -> Generation:
         """New acoustic tokens for `wav`'s true semantic ids: the same words, a voice drawn by `seed`; `wav [1, 1, L]`
         of at most MAX_GENERATE_SECONDS (`audiolm.limits`)."""
         sampling = sampling or StageSampling()
@@ -311,7 +324,7 @@ class AudioLM:
         began = time.perf_counter()
         semantic, _ = self.tokenize(wav, 1)
         timings = {"tokenize": time.perf_counter() - began, "semantic": 0.0}
-        return self._from_semantic(semantic, sampling, generator, timings, acoustic, levels)
+        return self._output(self._from_semantic(semantic, sampling, generator, timings, acoustic, levels), watermark)
 
     def _from_semantic(self, semantic: torch.Tensor, sampling: StageSampling, generator: torch.Generator,
                        timings: dict[str, float], acoustic: str, levels: int) -> Generation:

@@ -313,7 +313,7 @@ def create_app(models: dict[str, Bundle], settings: ServeSettings | None = None)
             rate = out.sample_rate
             files = {"result.wav": wav_bytes(out.wav[0], rate, folder / "result.wav")}
             info = {"mode": mode, "models": bundle.name, "seconds": round(out.wav.shape[-1] / rate, 3),
-                    "prompt_seconds": round(out.prompt_seconds, 3), "acoustic": out.acoustic,
+                    "prompt_seconds": round(out.prompt_seconds, 3), "acoustic": out.acoustic, "watermark": out.watermarked,
                     "seconds_per_stage": {k: round(v, 3) for k, v in out.seconds_per_stage.items()}}
             if page:
                 if wav is not None:
@@ -335,9 +335,10 @@ def create_app(models: dict[str, Bundle], settings: ServeSettings | None = None)
             return error_response(job.status, job.error, retry_after=scheduler.retry_after() if job.status == 503 else None)
         output: Output = job.result
         headers = {"Content-Disposition": f'attachment; filename="{download}"'}
-        for key in ("seconds", "prompt_seconds", "acoustic"):
+        for key in ("seconds", "prompt_seconds", "acoustic", "watermark"):
             if key in output.info:
-                headers[f"X-Audiolm-{key.replace('_', '-').title()}"] = str(output.info[key])
+                value = output.info[key]
+                headers[f"X-Audiolm-{key.replace('_', '-').title()}"] = str(value).lower() if isinstance(value, bool) else str(value)
         return Response(output.files[file], media_type=media_type, headers=headers)
 
     def generation_endpoint(mode: str, summary: str):

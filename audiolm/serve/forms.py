@@ -59,7 +59,7 @@ def choice(name: str, choices: tuple[str, ...], help: str, default: str | None =
     return Field(name, help, {"type": "string", "enum": list(choices)}, parse, default)
 
 
-def flag(name: str, help: str) -> Field:
+def flag(name: str, help: str, default: bool = False) -> Field:
     def parse(text: str) -> bool:
         if text.lower() in TRUE:
             return True
@@ -67,7 +67,7 @@ def flag(name: str, help: str) -> Field:
             return False
         raise AudiolmError(f"{name}: must be true or false (got {text!r})")
 
-    return Field(name, help, {"type": "boolean"}, parse, False)
+    return Field(name, help, {"type": "boolean"}, parse, default)
 
 
 def text(name: str, help: str, default: str | None = None) -> Field:
@@ -151,6 +151,10 @@ def sampling_fields() -> list[Field]:
     ]
 
 
+def watermark_field() -> Field:
+    return flag("watermark", "put the inaudible watermark on the result (`audiolm detect` finds it); false leaves it out", True)
+
+
 def prompt_fields(what: str) -> list[Field]:
     return [upload("audio", f"{what}: an audio file in any format the CLI reads (WAV, FLAC, OGG/Opus, MP3, ...)"),
             text("prompt", f"{what}: instead of `audio`, the file name of one of the bundle's prompts (GET /v1/info lists them)")]
@@ -161,16 +165,17 @@ def continue_fields(settings, models: list[str]) -> list[Field]:
             number("seconds", 0.0, settings.max_seconds, "seconds of new audio", 7.0, above_low=True),
             number("prompt_seconds", 0.0, settings.max_prompt_seconds, "seconds of the prompt file to use", 3.0, above_low=True),
             flag("acoustic_only", "the baseline: the acoustic stage's model trained without semantic tokens"),
-            *sampling_fields(), models_field(models)]
+            *sampling_fields(), watermark_field(), models_field(models)]
 
 
 def generate_fields(settings, models: list[str]) -> list[Field]:
     return [number("seconds", 0.0, settings.max_seconds, "seconds of audio", 10.0, above_low=True), *sampling_fields(),
-            models_field(models)]
+            watermark_field(), models_field(models)]
 
 
 def resynth_fields(settings, models: list[str]) -> list[Field]:
-    return [*prompt_fields(f"the audio to resynthesize (at most {settings.max_seconds:g} s)"), *sampling_fields(), models_field(models)]
+    return [*prompt_fields(f"the audio to resynthesize (at most {settings.max_seconds:g} s)"), *sampling_fields(), watermark_field(),
+            models_field(models)]
 
 
 def job_fields(settings, models: list[str]) -> list[Field]:

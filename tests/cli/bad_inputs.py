@@ -59,6 +59,7 @@ AUDIO_COMMANDS = {
     "semantic tokenize": ("semantic", "tokenize", "{audio}", "--tokenizer", "{tokenizer}", "-o", "{out}/x.jsonl"),
     "continue": ("continue", "{audio}", "--seconds", "0.2", "-o", "{out}/x.wav", "--models", "{bundle}"),
     "resynth": ("resynth", "{audio}", "-o", "{out}/x.wav", "--models", "{bundle}"),
+    "detect": ("detect", "{audio}"),
 }
 # What each audio command does with audio that is valid but unusual: None = the default (ERROR for bad audio).
 AUDIO_EXPECT: dict[tuple[str, str], str] = {
@@ -67,6 +68,7 @@ AUDIO_EXPECT: dict[tuple[str, str], str] = {
     **{(c, "silent"): WORKS for c in ("audio convert", "audio plot", "codec encode", "semantic tokenize")},
     ("continue", "long"): WORKS,  # reads only --prompt-seconds of the file
     ("resynth", "short"): WORKS,  # new acoustic tokens for 50 ms of semantic tokens: short, but what was asked
+    **{("detect", kind): WORKS for kind in ("silent", "short", "long")},  # no mark found (score 0); of a long file the first 600 s
 }
 AUDIO_INPUTS = ("missing", "directory", "empty", "random", "truncated", "nan", "silent", "short", "stereo8k", "long")
 

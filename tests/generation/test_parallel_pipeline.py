@@ -38,7 +38,7 @@ def test_auto_picks_the_parallel_stage_which_decodes_every_level_after_the_promp
     assert torch.equal(out.codes[:, :, : codes.shape[2]], codes)  # the prompt's codes, every level, kept
     assert out.codes.min() >= 0 and out.codes.max() < 32  # codes, never the MASK id
     assert out.wav.shape[-1] == out.codes.shape[-1] * 320
-    assert set(out.seconds_per_stage) == {"tokenize", "semantic", "parallel", "codec"}
+    assert set(out.seconds_per_stage) == {"tokenize", "semantic", "parallel", "codec", "watermark"}
 
 
 def test_the_ar_stage_stays_available_and_differs(bundle):

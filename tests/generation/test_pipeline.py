@@ -35,7 +35,7 @@ def test_continuation_has_the_requested_length_and_keeps_the_prompt_tokens(bundl
     assert out.wav.shape[-1] == out.codes.shape[-1] * 320 and out.codes.shape[1] == 4
     assert torch.equal(out.semantic[:, : ids.shape[1]], ids) and torch.equal(out.codes[:, :, : codes.shape[2]], codes)
     assert out.semantic.shape[1] * 2 == out.codes.shape[2]
-    assert set(out.seconds_per_stage) == {"tokenize", "semantic", "coarse", "fine", "codec"}
+    assert set(out.seconds_per_stage) == {"tokenize", "semantic", "coarse", "fine", "codec", "watermark"}
 
 
 def test_generation_is_seeded(bundle):

@@ -52,7 +52,7 @@ def best_run(command: list[str], env: dict, repeats: int, cwd: Path) -> tuple[fl
 
 def stage_seconds(output: str) -> dict[str, float]:
     """The stage timings `audiolm continue` prints: "...; tokenize 0.0 s, semantic 0.6 s, parallel 1.4 s, codec 0.1 s)"."""
-    return {name: float(value) for name, value in re.findall(r"(\w+) (\d+\.\d+) s", output.split(";", 1)[-1])}
+    return {name: float(value) for name, value in re.findall(r"(\w+) (\d+\.\d+) s", output.rsplit(";", 1)[-1])}
 
 
 def import_breakdown(env: dict, repeats: int, cwd: Path) -> dict[str, float]:
@@ -88,7 +88,7 @@ def measure(repo: Path, repeats: int, command: bool, models: str = "speech", ext
             result["continue_7s_s"] = (wall, cpu)
             stages = stage_seconds(output)
             result["continue_stages_s"] = {"start-up": wall - sum(stages.values()), **stages}
-            result["continue_args"] = " ".join(run[3:]).replace(str(prompt), "PROMPT")
+            result["continue_args"] = " ".join(run[3:]).replace(str(prompt), "PROMPT").replace(str(Path(tmp) / "out.wav"), "OUT.wav")
     return result
 
 

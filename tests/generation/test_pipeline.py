@@ -136,9 +136,13 @@ def test_the_bundled_models_load_by_name_and_continue_their_prompts():
 
     for name in ("speech", "piano"):
         audiolm = AudioLM.load() if name == "speech" else AudioLM.load(name)
-        assert audiolm.fine is None and (audiolm.acoustic is not None) == (name == "speech")  # coarse-only bundles
+        if name == "speech":  # the parallel acoustic stage (all 12 levels) and its acoustic-only baseline
+            assert audiolm.coarse is None and audiolm.parallel_levels == 12 and audiolm.parallel_acoustic is not None
+        else:  # the paper's piano model: the coarse LM alone
+            assert audiolm.fine is None and audiolm.acoustic is None and audiolm.parallel is None
         prompts = json.loads((BUNDLED_DIR / name / "prompts" / "prompts.json").read_text())
         prompt = load_audio(BUNDLED_DIR / name / "prompts" / prompts[0]["file"], 16000)[None]
         out = audiolm.continue_audio(prompt, 0.5, seed=0)
         assert abs(out.prompt_seconds - 3.0) <= 0.04 and abs(out.wav.shape[-1] / 16000 - 3.5) <= 0.04
         assert torch.isfinite(out.wav).all() and out.wav.abs().max() > 1e-3  # real audio, not silence
+        assert out.acoustic == ("parallel" if name == "speech" else "ar")

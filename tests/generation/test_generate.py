@@ -61,3 +61,18 @@ def test_aligned_generation_runs_past_the_training_window():
     codes = generate_coarse(model, SPEC, semantic, torch.zeros(1, 2, 0, dtype=torch.long), 80, Sampling(temperature=0.9),
                             torch.Generator().manual_seed(0))
     assert codes.shape == (1, 2, 80) and int(codes.max()) < 16  # four training windows' worth
+
+
+def test_auto_takes_the_fused_step_once_a_process_has_asked_for_enough_steps(monkeypatch):
+    from audiolm.generation import generate
+
+    monkeypatch.setattr(generate, "_steps_asked", 0)
+    monkeypatch.setenv("AUDIOLM_FUSED_STEP", "auto")
+    assert not generate._fused_wanted(350)  # a parallel-stage continuation's semantic steps: PyTorch
+    generate.expect_steps(generate.FUSED_AFTER_STEPS)  # the pipeline announces an AR stage's steps
+    assert generate._fused_wanted(10)
+    monkeypatch.setenv("AUDIOLM_FUSED_STEP", "0")
+    assert not generate._fused_wanted(10_000)
+    monkeypatch.setattr(generate, "_steps_asked", 0)
+    monkeypatch.setenv("AUDIOLM_FUSED_STEP", "1")
+    assert generate._fused_wanted(1)

@@ -34,7 +34,7 @@ def cmd_bundle(args: argparse.Namespace) -> None:
     given = {"semantic": args.semantic_lm, "coarse": args.coarse_lm, "fine": args.fine_lm, "acoustic": args.acoustic_lm,
              "parallel": args.parallel_lm, "parallel_acoustic": args.parallel_acoustic_lm}
     stages = {name: folder for name, folder in given.items() if folder}
-    write_bundle(args.output, args.tokenizer, args.codec, stages, fp16=not args.fp32)
+    write_bundle(args.output, args.tokenizer, args.codec, stages, fp16=not args.fp32, detector=args.detector)
     if args.prompts_from:
         from audiolm.generation.bundle import write_prompts
 
@@ -84,6 +84,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--acoustic-lm", help="the acoustic-only coarse LM (optional)")
     p.add_argument("--parallel-lm", help="the parallel acoustic stage (SoundStorm), beside or instead of the coarse LM")
     p.add_argument("--parallel-acoustic-lm", help="the parallel stage's acoustic-only baseline (optional)")
+    p.add_argument("--detector", help="the generated-speech detector (a finished `audiolm detector train` run or its model/)")
     p.add_argument("--fp32", action="store_true", help="keep float32 weights (default: float16)")
     p.add_argument("--prompts-from", metavar="MANIFEST", help="also cut 3 s prompts of held-out speakers into prompts/")
     p.add_argument("--prompt-count", type=whole("--prompt-count", 1, limits.MAX_BUNDLE_PROMPTS), default=4)

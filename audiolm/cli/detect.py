@@ -1,4 +1,5 @@
-"""Is this audio ours? `audiolm detect FILE...`: one JSON line per file, about the watermark (audiolm/watermark.py)."""
+"""Is this audio ours? `audiolm detect FILE...`: one JSON line per file, from the detector (audiolm/detector) and the
+watermark (audiolm/watermark.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,25 @@ import sys
 
 from audiolm import limits
 
-DESCRIPTION = f"""Print one JSON line per file: {{"path": ..., "generated": null, "watermark": true|false, "watermark_score": S}}.
+DESCRIPTION = f"""Print one JSON line per file: {{"path": ..., "generated": P, "watermark": true|false, "watermark_score": S}}.
+`generated` is the detector's probability that the audio was made by the bundle's models (a convolutional classifier
+on log-mel spectrograms, trained on originals against the bundle's codec reconstructions, continuations, resyntheses
+and unconditional audio, after everyday processing; marked or not), null when the bundle has no detector/.
 `watermark` is true when the file carries the inaudible watermark that `audiolm continue | generate | resynth` and
 `audiolm serve` put on their outputs (unless --no-watermark): `watermark_score` is the key sequence's largest
 correlation in standard deviations, and true means above 5.46, which unmarked audio passes at most about once in
-10,000 files. The key is public: a mark says "made by audiolm", it proves nothing. `generated` will be a
-classifier's probability that the audio was generated, marked or not; there is no such classifier yet, so it is
-null. Of a longer file the first {limits.MAX_DETECT_SECONDS:g} s are scored. A file that cannot be read gets the
-usual one-line error on stderr instead of its line, the others are still scored, and the exit status is then 1."""
+10,000 files. The key is public: a mark says "made by audiolm", it proves nothing. Of a longer file the first
+{limits.MAX_DETECT_SECONDS:g} s are scored. A file that cannot be read gets the usual one-line error on stderr instead
+of its line, the others are still scored, and the exit status is then 1."""
 
 
 def cmd_detect(args: argparse.Namespace) -> int | None:
     from audiolm.audio.io import load_audio
+    from audiolm.detector.model import load_bundled_detector
     from audiolm.errors import AudiolmError
     from audiolm.watermark import SAMPLE_RATE, detect
 
+    detector = load_bundled_detector(args.models)
     failed = False
     for path in args.files:
         try:
@@ -37,13 +42,15 @@ def cmd_detect(args: argparse.Namespace) -> int | None:
             failed = True
             continue
         found = detect(wav[0], SAMPLE_RATE)
-        print(json.dumps({"path": str(path), "generated": None, "watermark": found.watermark,
+        generated = None if detector is None else round(detector.probability(wav[0]), 4)
+        print(json.dumps({"path": str(path), "generated": generated, "watermark": found.watermark,
                           "watermark_score": round(found.score, 3)}), flush=True)
     return 1 if failed else None
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("detect", help="does audio carry the watermark of audiolm's outputs? one JSON line per file",
-                            description=DESCRIPTION)
+    p = commands.add_parser("detect", help="was this audio generated? the detector's probability and the watermark, one JSON "
+                            "line per file", description=DESCRIPTION)
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files, any format and rate")
+    p.add_argument("--models", default="speech", help="the bundle whose detector/ scores the files (default: the bundled speech models)")
     p.set_defaults(func=cmd_detect)

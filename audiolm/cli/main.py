@@ -1,5 +1,5 @@
 """The `audiolm` command: argument parsing only; each command calls one library function, and each command
-group has its own module here (audio, data, codec, semantic, lm, bundle, generate, detect, serve).
+group has its own module here (audio, data, codec, semantic, lm, bundle, generate, detect, detector, serve).
 
 Errors caused by input (a bad file, flag or folder) print one line, `audiolm: error: <file>: <problem>`,
 and exit with status 1; set AUDIOLM_DEBUG=1 to see the traceback instead.
@@ -12,11 +12,11 @@ import os
 import sys
 
 from audiolm import __version__
-from audiolm.cli import audio, bundle, codec, data, detect, generate, lm, semantic, serve
+from audiolm.cli import audio, bundle, codec, data, detect, detector, generate, lm, semantic, serve
 from audiolm.errors import AudiolmError
 from audiolm.formats.atomic import check_writable
 
-GROUPS = (audio, data, codec, semantic, lm, bundle, generate, detect, serve)  # in the order of `audiolm --help`
+GROUPS = (audio, data, codec, semantic, lm, bundle, generate, detect, detector, serve)  # in the order of `audiolm --help`
 OUTPUTS = ("output", "workdir", "plot", "lhotse_out")  # the options that name what a command writes
 
 

@@ -10,6 +10,7 @@ audiolm/data/mix.py), so a mixed corpus's sources are heard in the proportions i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +18,17 @@ import torch
 from tqdm import tqdm
 
 from audiolm.audio.io import AudioError, load_audio
-from audiolm.data.manifest import read_manifest
+from audiolm.data.manifest import Entry, read_manifest
 from audiolm.errors import AudiolmError, FileError
 
 
 class AudioClips:
-    """The audio of a manifest (optionally one split), as int16 at `sample_rate`."""
+    """The audio of a manifest (optionally one split, and only the entries `where` accepts), as int16 at `sample_rate`."""
 
     def __init__(self, manifest: str | Path, sample_rate: int = 16000, split: str | None = None,
-                 max_hours: float | None = None, progress: bool = False) -> None:
+                 max_hours: float | None = None, progress: bool = False, where: Callable[[Entry], bool] | None = None) -> None:
         manifest = Path(manifest)
-        entries = [e for e in read_manifest(manifest) if split is None or e.split == split]
+        entries = [e for e in read_manifest(manifest) if (split is None or e.split == split) and (where is None or where(e))]
         self.sample_rate = sample_rate
         self.clips: list[np.ndarray] = []
         self.speakers: list[str] = []  # each clip's speaker ("" where the manifest names none)

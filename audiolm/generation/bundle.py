@@ -58,9 +58,17 @@ def load_stage_from(folder: str | Path) -> Stage:
     return Stage(model, config.stage, fingerprints)
 
 
-def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, stages: dict[str, str | Path], fp16: bool = True) -> Path:
-    """Check the parts against each other, then write them as one bundle folder (fp16 weights by default)."""
+def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, stages: dict[str, str | Path], fp16: bool = True,
+                 detector: str | Path | None = None) -> Path:
+    """Check the parts against each other, then write them as one bundle folder (fp16 weights by default); `detector`
+    (a detector folder or finished training run) adds the generated-speech detector as `detector/`."""
+    from audiolm.detector.model import Detector
+
     loaded = {name: load_stage_from(folder) for name, folder in stages.items()}
+    detector_model = None
+    if detector is not None:
+        detector = Path(detector)
+        detector_model = Detector.load(detector / "model" if (detector / "model" / "config.json").is_file() else detector)
     if "semantic" not in loaded:
         raise FileError(output, "a bundle needs the semantic stage")
     if "coarse" not in loaded and "parallel" not in loaded:
@@ -79,6 +87,8 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
             model.save(partial / part, dtype=dtype)
     for name, stage in loaded.items():
         save_stage(partial / PARTS[name], stage.model, stage.spec, stage.fingerprints, dtype=dtype)
+    if detector_model is not None:
+        detector_model.save(partial / "detector", dtype=dtype)
     if output.exists():  # keep what else the folder holds (model card, prompts): replace the parts, drop stale LMs
         for name, part in PARTS.items():
             if name not in loaded:

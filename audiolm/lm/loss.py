@@ -43,10 +43,11 @@ def stage_loss(model: nn.Module, spec: StageSpec, batch: dict[str, torch.Tensor]
     """Mean cross-entropy over the predicted positions of `batch` (from `StageSpec.example`) and per-level totals.
 
     A bare Transformer applies its head per level to that level's `codebook_size` rows only, at the predicted
-    positions only; a wrapped model (DDP, whose forward is what synchronises gradients) gives all logits."""
+    positions only; a wrapped model (DDP, whose forward is what synchronises gradients; FSDP, whose forward gathers
+    the weights) gives all logits."""
     mask, positions = batch["mask"], batch.get("positions")  # positions: the aligned coarse stage's (StageSpec.positions)
     targets, levels = batch["targets"][mask], batch["levels"][mask]
-    if isinstance(model, Transformer):
+    if type(model) is Transformer:  # not FSDP's subclass of it
         hidden, weight = model.features(batch["inputs"], positions=positions)[mask], model.head.weight
     else:
         hidden, weight = model(batch["inputs"], positions=positions)[mask], None

@@ -104,12 +104,12 @@ def parallel_loss(model: nn.Module, spec: StageSpec, batch: dict[str, torch.Tens
     then average to the whole batch's loss exactly), and per-level totals.
 
     A bare Transformer applies only level q's head rows, at the masked frames only; a wrapped model (DDP, whose
-    forward synchronises gradients) gives all logits."""
+    forward synchronises gradients; FSDP, whose forward gathers the weights) gives all logits."""
     mask = batch["mask"]  # [B, T]
     levels = batch["levels"][:, None].expand_as(mask)[mask]  # [M]
     targets = batch["targets"][mask]  # [M]
     weights = (1.0 / mask.sum(dim=1).clamp_min(1))[:, None].expand_as(mask)[mask]  # [M]: 1 / the window's masked frames
-    if isinstance(model, Transformer):
+    if type(model) is Transformer:  # not FSDP's subclass of it
         hidden, weight = model.features(batch["inputs"])[mask], model.head.weight  # [M, D]
     else:
         hidden, weight = model(batch["inputs"])[mask], None  # [M, V]

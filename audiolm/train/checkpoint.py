@@ -5,6 +5,9 @@ module, `optimizers.safetensors` + `trainer_state.json` (optimizer moments, step
 `config.json` (the resolved run config). It is written under a temporary name and renamed, so a kill
 mid-write leaves the previous checkpoint as the latest. A model for users is `model.safetensors` +
 `config.json`.
+
+The files hold full tensors whatever the strategy: the loop passes full state dicts (gathered under FSDP by
+`sharding.py`), and optimizer moments are sharded again like their parameters when loaded.
 """
 
 from __future__ import annotations
@@ -23,15 +26,14 @@ from torch import nn
 from audiolm.errors import FileError
 from audiolm.formats.atomic import atomic_path, write_json
 from audiolm.formats.json_file import read_json
-from audiolm.formats.tensors import load_module, load_tensors, save_module
+from audiolm.formats.tensors import load_module, load_tensors
 
 LATEST = "latest.txt"
 
 
-def _optimizer_state(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict]:
+def _optimizer_state(optimizer_states: dict[str, dict]) -> tuple[dict[str, torch.Tensor], dict]:
     tensors, meta = {}, {}
-    for name, optimizer in optimizers.items():
-        state = optimizer.state_dict()
+    for name, state in optimizer_states.items():
         meta[name] = {"param_groups": state["param_groups"], "state": {}}
         for index, values in state["state"].items():
             meta[name]["state"][str(index)] = {}
@@ -45,12 +47,14 @@ def _optimizer_state(optimizers: dict[str, torch.optim.Optimizer]) -> tuple[dict
 
 
 def _load_optimizer_state(optimizers: dict[str, torch.optim.Optimizer], tensors: dict, meta: dict) -> None:
+    from audiolm.train.sharding import load_optimizer_state  # torch.distributed's FSDP and DTensor: a second to import
+
     for name, optimizer in optimizers.items():
         saved = meta[name]
         state = {}
         for index, values in saved["state"].items():
             state[int(index)] = {k: tensors[f"{name}/{index}/{k}"] if v == "tensor" else v for k, v in values.items()}
-        optimizer.load_state_dict({"param_groups": saved["param_groups"], "state": state})
+        load_optimizer_state(optimizer, {"param_groups": saved["param_groups"], "state": state})
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
@@ -74,17 +78,19 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def save_checkpoint(run_dir: Path, step: int, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+def save_checkpoint(run_dir: Path, step: int, states: dict[str, dict[str, torch.Tensor]], optimizer_states: dict[str, dict],
                     config: dict, extra: dict | None = None, keep: int = 2) -> Path:
-    """Write `run_dir/checkpoints/step_<step>/` atomically, point `latest.txt` at it, keep the newest `keep`."""
+    """Write `run_dir/checkpoints/step_<step>/` atomically, point `latest.txt` at it, keep the newest `keep`.
+    `states` maps each module's name to its state dict, `optimizer_states` each optimizer's to its `state_dict()`, with
+    full tensors (as one process holds them; under FSDP, `Sharding.full_states` gathers them)."""
     root = run_dir / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=root))
     try:
-        for name, module in modules.items():
-            save_module(module, tmp / f"{name}.safetensors")
-        opt_tensors, opt_meta = _optimizer_state(optimizers)
+        for name, state in states.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / f"{name}.safetensors"))
+        opt_tensors, opt_meta = _optimizer_state(optimizer_states)
         rng_tensors, rng_meta = rng_state()
         save_file({**opt_tensors, **rng_tensors}, str(tmp / "trainer_state.safetensors"))
         write_json(tmp / "trainer_state.json", {"step": step, "optimizers": opt_meta, "rng": rng_meta, **(extra or {})})
@@ -118,13 +124,24 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_checkpoint(path: Path, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict:
     """Restore modules, optimizers and RNG states from a checkpoint folder; return its trainer state JSON."""
+    load_weights(path, modules)
+    return load_trainer_state(path, optimizers)
+
+
+def load_weights(path: Path, modules: dict[str, nn.Module]) -> None:
+    """Load each module's weights from a checkpoint folder (into whole modules: before FSDP shards them)."""
     for name, module in modules.items():
         load_module(module, path / f"{name}.safetensors")
+
+
+def load_trainer_state(path: Path, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
+    """Restore the optimizers (sharded like their parameters) and RNG states from a checkpoint folder; return its
+    trainer state JSON."""
     tensors = load_tensors(path / "trainer_state.safetensors")
     state = read_json(path / "trainer_state.json")
     try:
         _load_optimizer_state(optimizers, tensors, state["optimizers"])
         set_rng_state(tensors, state["rng"])
-    except (KeyError, ValueError, RuntimeError) as error:
+    except (KeyError, IndexError, ValueError, RuntimeError) as error:
         raise FileError(path, f"trainer state does not match this run ({error})") from None
     return state

@@ -64,6 +64,8 @@ class CodecRunConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.augment_p <= 1.0:
             raise ValueError(f"augment_p must be in [0, 1], got {self.augment_p}")
+        if self.train.strategy == "fsdp":  # two optimizers, and EMA codebooks (buffers) that only DDP keeps in sync
+            raise ValueError("train.strategy=fsdp: the codec (a GAN, with EMA codebooks) trains with train.strategy=ddp only")
 
 
 class CodecTask:

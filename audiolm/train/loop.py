@@ -1,14 +1,16 @@
 """The one training loop, shared by every trainer (codec, semantic encoder, the three LM stages).
 
-A `Task` owns the models, the data and the losses; the loop owns everything else: devices, DDP
-(torchrun: gloo on CPU, NCCL on GPU), bf16 autocast on GPU, gradient accumulation and clipping, the
-learning-rate schedule, periodic validation, JSONL + TensorBoard logs, a progress bar, and
-checkpoints that resume exactly after a kill (a resumed run first removes the temporaries a kill left behind);
+A `Task` owns the models, the data and the losses; the loop owns everything else: devices, DDP or FSDP
+(torchrun: gloo on CPU, NCCL on GPU; `sharding.py`, with activation checkpointing), bf16 autocast on GPU,
+gradient accumulation and clipping, the learning-rate schedule, periodic validation, JSONL + TensorBoard logs,
+a progress bar, and checkpoints that resume exactly after a kill (a resumed run first removes the temporaries a
+kill left behind);
 `curves.png` in the run folder is redrawn at each validation.
 
 Each step, `task.losses(batch, models, step)` yields `(optimizer, loss, logs)` in order; the loop
 back-propagates each loss into that optimizer's parameters only and, on the last micro-batch, clips and
-steps it before the task computes the next loss (so a GAN's generator sees the updated discriminator).
+steps it before the task computes the next loss (so a GAN's generator sees the updated discriminator; FSDP
+takes tasks of one optimizer only).
 Batches are drawn from the step number (`task.batch(step, start, stop)` returns examples start..stop of
 the step's global batch), so a resumed or distributed run sees exactly the data of an uninterrupted one.
 """
@@ -31,12 +33,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from audiolm.errors import AudiolmError
 from audiolm.formats.atomic import remove_temporaries, write_json, write_text
-from audiolm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from audiolm.train.checkpoint import latest_checkpoint, load_trainer_state, load_weights, save_checkpoint
 from audiolm.train.plot import plot_log
 
 
@@ -70,6 +71,8 @@ class TrainConfig:
     seed: int = 0
     tensorboard: bool = True
     stop_after_minutes: float = 0.0  # > 0: checkpoint and stop after this much wall time (resume later)
+    strategy: str = "ddp"  # with several processes: "ddp" (a whole model each) | "fsdp" (weights, grads, AdamW sharded)
+    activation_checkpointing: bool = False  # recompute each block's activations in the backward pass (less memory)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
@@ -78,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be cosine or constant, got {self.schedule!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.strategy not in ("ddp", "fsdp"):
+            raise ValueError(f"strategy must be ddp or fsdp, got {self.strategy!r}")
 
 
 class Task(Protocol):
@@ -156,10 +161,14 @@ def _to(batch: Any, device: torch.device) -> Any:
 def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict, progress: bool = True,
           stop_after: int | None = None) -> TrainResult:
     """Train `task` into `run_dir`, resuming from its latest checkpoint; `stop_after` ends early (for tests)."""
+    from audiolm.train.sharding import Sharding  # torch.distributed's FSDP and DTensor: a second to import
+
     run_dir = Path(run_dir)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     device = _device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and FSDP's device mesh use the current device
     world = Distributed.from_env(device)
     if config.batch_size % (world.world * config.grad_accum):
         raise AudiolmError(f"batch_size {config.batch_size} must divide by processes x grad_accum = {world.world * config.grad_accum}")
@@ -170,20 +179,22 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
 
     modules = {name: m.to(device) for name, m in task.modules().items()}
     opt_specs = task.optimizers()
+    if config.strategy == "fsdp" and len(opt_specs) > 1:
+        raise AudiolmError(f"train.strategy=fsdp trains one optimizer, this task has {len(opt_specs)}: use train.strategy=ddp")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is not None:
+        load_weights(checkpoint, modules)  # before sharding: FSDP shards the loaded weights
+    sharding = Sharding(modules, config.strategy, world.world, device, bf16, config.activation_checkpointing, main=world.main)
+    wrapped = sharding.models
+    # after sharding: FSDP replaces the parameters by their shards
     params = {name: [p for m in names for p in modules[m].parameters() if p.requires_grad] for name, (names, _) in opt_specs.items()}
     optimizers = {
         name: torch.optim.AdamW(params[name], lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
         for name, (_, spec) in opt_specs.items()
     }
     start = 0
-    checkpoint = latest_checkpoint(run_dir)
     if checkpoint is not None:
-        start = int(load_checkpoint(checkpoint, modules, optimizers)["step"])
-    wrapped = {
-        name: DistributedDataParallel(m, device_ids=[device.index] if device.type == "cuda" else None)
-        if world.world > 1 and any(p.requires_grad for p in m.parameters()) else m
-        for name, m in modules.items()
-    }
+        start = int(load_trainer_state(checkpoint, optimizers)["step"])
     if world.main:
         _remove_temporaries(run_dir)
     logger = _Logger(run_dir, config, enabled=world.main, resume_step=start)
@@ -206,14 +217,10 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
             first = world.rank * per_rank + k * micro
             batch = _to(task.batch(step, first, first + micro), device)
             last = k == config.grad_accum - 1
-            sync = contextlib.ExitStack()
-            if not last:
-                for m in wrapped.values():
-                    if isinstance(m, DistributedDataParallel):
-                        sync.enter_context(m.no_sync())
-            with sync, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with contextlib.nullcontext() if last else sharding.no_sync(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 for name, loss, logs in task.losses(batch, wrapped, step):
-                    (loss / config.grad_accum).backward(inputs=params[name])
+                    # FSDP's shards are not the graph's leaves (it computes with gathered copies); its hooks reach them
+                    (loss / config.grad_accum).backward(inputs=None if sharding.sharded else params[name])
                     for key, value in logs.items():
                         totals[key] = totals.get(key, 0.0) + value / config.grad_accum
                     if last:
@@ -227,18 +234,22 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
             bar.set_postfix({k: f"{v:.3g}" for k, v in totals.items() if not k.startswith("grad_norm")}, refresh=False)
         bar.update(1)
         if (step + 1) % config.valid_every == 0 or step + 1 == config.steps:
-            _validate(task, modules, step + 1, world, logger, result)
+            _validate(task, modules, step + 1, world, logger, result, everywhere=sharding.sharded)
         out_of_time = _out_of_time(began, config.stop_after_minutes, world)
         if (step + 1) % config.save_every == 0 or step + 1 == end or out_of_time:
+            states = sharding.full_states()  # every process: under FSDP they gather the shards together
+            optimizer_states = {name: sharding.full_optimizer_state(o) for name, o in optimizers.items()}
             if world.main:
-                save_checkpoint(run_dir, step + 1, modules, optimizers, run_config, keep=config.keep_checkpoints)
+                save_checkpoint(run_dir, step + 1, states, optimizer_states, run_config, keep=config.keep_checkpoints)
             if world.world > 1:
                 dist.barrier()
         if out_of_time:
             break
     bar.close()
-    if result.step == config.steps and world.main:
-        task.export(modules, run_dir)
+    if result.step == config.steps:
+        whole = sharding.whole()  # every process (FSDP gathers)
+        if world.main:
+            task.export(whole, run_dir)
     logger.close()
     return result
 
@@ -269,14 +280,18 @@ def _step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], clip: fl
     return float(norm)
 
 
-def _validate(task: Task, modules: dict[str, nn.Module], step: int, world: Distributed, logger: _Logger, result: TrainResult) -> None:
-    if world.main:
+def _validate(task: Task, modules: dict[str, nn.Module], step: int, world: Distributed, logger: _Logger, result: TrainResult,
+              everywhere: bool = False) -> None:
+    """Validate on the main process, which logs; with `everywhere`, on every process (sharded modules run only on
+    all processes together)."""
+    if world.main or everywhere:
         for m in modules.values():
             m.eval()
         with torch.no_grad():
             metrics = {f"valid/{k}": v for k, v in task.validate(modules, step).items()}
         for m in modules.values():
             m.train()
+    if world.main:
         record = {"step": step, **metrics}
         logger.log(record)
         result.logs.append(record)

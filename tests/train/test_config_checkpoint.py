@@ -59,7 +59,7 @@ def test_checkpoint_round_trip_restores_modules_optimizer_and_rng(tmp_path):
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model(torch.randn(5, 4)).sum().backward()
     optimizer.step()
-    save_checkpoint(tmp_path, 1, {"model": model}, {"model": optimizer}, {"kind": "test"})
+    save_checkpoint(tmp_path, 1, {"model": model.state_dict()}, {"model": optimizer.state_dict()}, {"kind": "test"})
     expected = torch.randn(3)
     clone = nn.Linear(4, 3)
     clone_optimizer = torch.optim.AdamW(clone.parameters(), lr=1e-2)
@@ -88,7 +88,7 @@ def test_old_checkpoints_are_pruned(tmp_path):
     model = nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for step in (1, 2, 3, 4):
-        save_checkpoint(tmp_path, step, {"model": model}, {"model": optimizer}, {}, keep=2)
+        save_checkpoint(tmp_path, step, {"model": model.state_dict()}, {"model": optimizer.state_dict()}, {}, keep=2)
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_00000003", "step_00000004"]
     assert latest_checkpoint(tmp_path).name == "step_00000004"
     assert not list((tmp_path / "checkpoints").glob(".step_*"))

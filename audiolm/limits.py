@@ -49,6 +49,7 @@ MAX_KMEANS_HOURS = 100.0  # audio held in memory as int16 while fitting: 115 MB 
 MAX_ENCODER_LAYER = 256  # no encoder has more layers (a loaded encoder's own count is checked too)
 MAX_INTERLEAVE = 8  # each shifted copy runs the encoder once more
 MAX_TRAIN_STEPS = 10_000_000  # --stop-after; the largest preset trains 1,000,000 steps
+MAX_WORLD_SIZE = 65_536  # --world-size of a dry run: GPUs, far more than any run here uses
 MAX_EVAL_ITEMS = 1000  # eval --prompts, --resynth, --pairs: each item is a generation or a synthesis
 MAX_BUNDLE_PROMPTS = 100  # prompt files cut into a bundle
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from audiolm.limits import MAX_AUDIO_FILE_BYTES, MAX_SEED, MAX_TRAIN_STEPS, check_count, check_file_bytes, check_number
+from audiolm.limits import (
+    MAX_AUDIO_FILE_BYTES,
+    MAX_SEED,
+    MAX_TRAIN_STEPS,
+    MAX_WORLD_SIZE,
+    check_count,
+    check_file_bytes,
+    check_number,
+)
 
 
 def number(flag: str, low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
@@ -70,8 +78,11 @@ def check_audio_files(paths: list, max_seconds: float) -> None:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options every trainer shares: the run folder, a step budget, --quiet and `key=value` overrides."""
+    """The options every trainer shares: the run folder, a step budget, --quiet, --dry-run and `key=value` overrides."""
     p.add_argument("-o", "--output", required=True, help="run folder: checkpoints, logs, and the final model/")
     p.add_argument("--stop-after", type=whole("--stop-after", 1, MAX_TRAIN_STEPS), help="stop after this many steps (resume later)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="build the models on the meta device and print their parameters, the "
+                   "tokens per optimizer step and an estimate of memory per GPU (DDP, FSDP); reads no data, writes nothing")
+    p.add_argument("--world-size", type=whole("--world-size", 1, MAX_WORLD_SIZE), help="GPUs for --dry-run (default: WORLD_SIZE, else 1)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")

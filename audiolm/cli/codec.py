@@ -16,6 +16,11 @@ def cmd_codec_train(args: argparse.Namespace) -> None:
     overrides = list(args.overrides)
     if args.manifest:
         overrides.append(f"data.manifest={Path(args.manifest).resolve()}")
+    if args.dry_run:
+        from audiolm.train.dry_run import codec_plan, report
+
+        print(report(codec_plan(args.config, overrides), args.world_size))
+        return
     result = train_codec(args.config, args.output, overrides, progress=not args.quiet, stop_after=args.stop_after)
     print(f"trained to step {result.step}; run in {args.output} (model in {Path(args.output) / 'model'} when finished)")
 
@@ -111,7 +116,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     codec = commands.add_parser("codec", help="train the SoundStream codec; encode audio to codes and back").add_subparsers(
         dest="action", required=True)
     p = codec.add_parser("train", help="train (or resume) a codec; torchrun for several processes")
-    p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
+    p.add_argument("--config", default="small", help="preset name (tiny, small, base, paper) or a YAML file")
     p.add_argument("--manifest", help="training manifest with train/valid splits")
     add_run_options(p)
     p.set_defaults(func=cmd_codec_train)

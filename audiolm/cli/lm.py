@@ -30,6 +30,11 @@ def cmd_lm_train(args: argparse.Namespace) -> None:
         overrides.append(f"data.shards={Path(args.shards).resolve()}")
     if args.acoustic_only:
         overrides.append("stage.use_semantic=false")
+    if args.dry_run:
+        from audiolm.train.dry_run import lm_plan, report
+
+        print(report(lm_plan(args.config, args.stage, overrides), args.world_size))
+        return
     result = train_lm(args.config, args.stage, args.output, overrides, progress=not args.quiet, stop_after=args.stop_after)
     print(f"trained the {args.stage} stage to step {result.step}; run in {args.output} (model in {Path(args.output) / 'model'} "
           "when finished)")
@@ -52,7 +57,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = lm.add_parser("train", help="train (or resume) one stage; torchrun for several processes")
     p.add_argument("--stage", required=True, choices=("semantic", "coarse", "fine", "parallel"),
                    help="parallel: the SoundStorm-style acoustic stage (all num_coarse + num_fine levels, e.g. --config parallel)")
-    p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
+    p.add_argument("--config", default="small", help="preset name (tiny, small, base, paper) or a YAML file")
     p.add_argument("--shards", help="token shards from `audiolm tokenize`")
     p.add_argument("--acoustic-only", action="store_true", help="coarse or parallel stage without semantic tokens (the baseline)")
     add_run_options(p)

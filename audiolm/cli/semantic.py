@@ -19,6 +19,11 @@ def cmd_semantic_train(args: argparse.Namespace) -> None:
         overrides.append(f"data.manifest={Path(args.manifest).resolve()}")
     if args.targets:
         overrides.append(f"targets={Path(args.targets).resolve()}")
+    if args.dry_run:
+        from audiolm.train.dry_run import report, semantic_plan
+
+        print(report(semantic_plan(args.config, overrides), args.world_size))
+        return
     result = train_semantic(args.config, args.output, overrides, progress=not args.quiet, stop_after=args.stop_after)
     print(f"trained to step {result.step}; run in {args.output} (encoder in {Path(args.output) / 'model'} when finished)")
 
@@ -100,7 +105,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     semantic = commands.add_parser("semantic", help="semantic tokens: train the self-supervised encoder, fit k-means, tokenize, "
                                    "evaluate").add_subparsers(dest="action", required=True)
     p = semantic.add_parser("train", help="train (or resume) the self-supervised encoder (HuBERT-style); torchrun for several processes")
-    p.add_argument("--config", default="small", help="preset name (tiny, small, base) or a YAML file")
+    p.add_argument("--config", default="small", help="preset name (tiny, small, base, paper) or a YAML file")
     p.add_argument("--manifest", help="training manifest with train/valid splits")
     p.add_argument("--targets", help="tokenizer folder giving the targets (fit-kmeans on mfcc-25hz, or on the previous encoder)")
     add_run_options(p)

@@ -22,7 +22,7 @@ from audiolm.errors import AudiolmError, FileError
 from audiolm.formats.tensors import load_module
 from audiolm.lm.loss import LevelTotals, stage_loss
 from audiolm.lm.model import build_model, save_stage, stage_fingerprints
-from audiolm.lm.stages import StageSpec
+from audiolm.lm.stages import STAGES, StageSpec
 from audiolm.lm.transformer import TransformerConfig
 from audiolm.train.loop import OptimizerConfig, TrainConfig
 
@@ -55,6 +55,11 @@ class LMRunConfig:
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1))
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     init_from: str = ""  # a stage model folder (e.g. a bundle's parallel-lm/) or a run whose weights start this run
+    windows: dict[str, float] = field(default_factory=dict)  # seconds per stage (the paper's 30 / 10 / 3 s): `load_lm_config`
+
+    def __post_init__(self) -> None:
+        if any(stage not in STAGES or not seconds > 0 for stage, seconds in self.windows.items()):
+            raise ValueError(f"windows: maps stages ({', '.join(STAGES)}) to positive seconds, got {self.windows}")
 
 
 class TokenStreams:
@@ -222,16 +227,28 @@ def resolve_preset(preset: str) -> Path:
     return resolve(preset, "lm")
 
 
+def load_lm_config(preset: str, stage: str, overrides: list[str] | None = None) -> LMRunConfig:
+    """The run config of `stage` from a preset and `key=value` overrides. A preset's `windows` (seconds per stage)
+    sets the stage's window unless `stage.window_seconds` is given (in the preset or an override)."""
+    from audiolm.formats.config import apply_overrides, from_dict, read_yaml
+
+    path = resolve_preset(preset)
+    data = apply_overrides(read_yaml(path), [f"stage.stage={stage}", *(overrides or [])])
+    windows, section = data.get("windows"), data.get("stage")
+    if isinstance(windows, dict) and isinstance(section, dict) and stage in windows and not section.get("window_seconds"):
+        section["window_seconds"] = windows[stage]
+    return from_dict(LMRunConfig, data, path.name)
+
+
 def train_lm(preset: str, stage: str, run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True,
              stop_after: int | None = None):
     """Train (or resume) one stage (`semantic`, `coarse`, `fine`, `parallel`: train/parallel.py) from a preset and
     overrides into `run_dir`; the final model lands in `run_dir/model/`. The vocabulary (semantic K, codebook size,
     frame rates) comes from the shards."""
     from audiolm.data.shards import TokenShards
-    from audiolm.formats.config import load_config
     from audiolm.train.loop import train
 
-    config = load_config(LMRunConfig, resolve_preset(preset), [f"stage.stage={stage}", *(overrides or [])])
+    config = load_lm_config(preset, stage, overrides)
     if not config.data.shards:
         raise AudiolmError("no training data: pass --shards (a folder from `audiolm tokenize`)")
     shards = TokenShards(config.data.shards)

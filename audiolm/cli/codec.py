@@ -16,6 +16,8 @@ def cmd_codec_train(args: argparse.Namespace) -> None:
     overrides = list(args.overrides)
     if args.manifest:
         overrides.append(f"data.manifest={Path(args.manifest).resolve()}")
+    if args.audio_shards:
+        overrides.append(f"data.audio_shards={Path(args.audio_shards).resolve()}")
     if args.dry_run:
         from audiolm.train.dry_run import codec_plan, report
 
@@ -118,6 +120,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = codec.add_parser("train", help="train (or resume) a codec; torchrun for several processes")
     p.add_argument("--config", default="small", help="preset name (tiny, small, base, paper) or a YAML file")
     p.add_argument("--manifest", help="training manifest with train/valid splits")
+    p.add_argument("--audio-shards", metavar="DIR", help="instead of --manifest: audio shards from `audiolm data shar`, streamed "
+                                                         "(for corpora too large for memory)")
     add_run_options(p)
     p.set_defaults(func=cmd_codec_train)
     p = codec.add_parser("export", help="write a run's latest checkpoint as an inference model (model.safetensors + config.json)")

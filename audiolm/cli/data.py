@@ -1,4 +1,4 @@
-"""Corpora and manifests: `audiolm data manifest | from-lhotse | stats | mix | speakers | synth-speech | synth-piano |
+"""Corpora and manifests: `audiolm data manifest | from-lhotse | stats | mix | shar | speakers | synth-speech | synth-piano |
 real-speech | transcribe`."""
 
 from __future__ import annotations
@@ -95,6 +95,20 @@ def cmd_data_mix(args: argparse.Namespace) -> None:
     print()
     print(format_sources(summarize_sources(entries)))
     print("wrote " + ", ".join(str(p) for p in written.values()))
+
+
+def cmd_data_shar(args: argparse.Namespace) -> None:
+    from audiolm.data.audio_shards import write_shards
+
+    summary = write_shards(args.manifest, args.output, args.shard_size, args.max_seconds, args.seed, args.sample_rate,
+                           workers=args.workers, progress=not args.quiet)
+    for split, s in summary.splits.items():
+        print(f"{split:<6} {s['shards']:>6} shards {s['cuts']:>9} cuts {s['hours']:>10.2f} h"
+              + (f"  ({s['skipped']} unreadable pieces skipped)" if s["skipped"] else ""))
+    if summary.failures:
+        print(f"{len(summary.failures)} pieces unreadable in this run, listed in {Path(args.output) / 'failed.txt'}", file=sys.stderr)
+    print(f"wrote {summary.written} shards into {args.output}" + (" (the others were complete)" if summary.written < sum(
+        s["shards"] for s in summary.splits.values()) else ""))
 
 
 def _mix_source(text: str):
@@ -225,6 +239,19 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--test-fraction", type=_fraction("--test-fraction"), default=0.05, help="of the speakers of a source without splits")
     p.add_argument("--seed", type=seed, default=0)
     p.set_defaults(func=cmd_data_mix)
+    p = data.add_parser("shar", help="write a manifest's audio into sequential tar shards (lhotse Shar: FLAC + cuts) for "
+                                     "streamed codec / semantic training (--audio-shards); resumable")
+    p.add_argument("manifest")
+    p.add_argument("-o", "--output", required=True, help="a new folder (or one an interrupted run left, to finish it)")
+    p.add_argument("--shard-size", type=whole("--shard-size", 1, limits.MAX_AUDIO_SHARD_CUTS), default=1000, help="cuts per shard")
+    p.add_argument("--max-seconds", type=seconds("--max-seconds", limits.MAX_CUT_SECONDS), default=30.0,
+                   help="longer files are cut into equal pieces no longer than this")
+    p.add_argument("--sample-rate", type=whole("--sample-rate", limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE), default=16000,
+                   help="the models' rate (audio is resampled and mixed to mono)")
+    p.add_argument("--seed", type=seed, default=0, help="shuffles each split's pieces over the shards")
+    p.add_argument("--workers", type=whole("--workers", 1, limits.MAX_WORKERS), default=2, help="processes, one shard at a time each")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_data_shar)
     p = data.add_parser("speakers", help="how many distinct synthetic speakers the installed engines can make")
     p.set_defaults(func=cmd_data_speakers)
     p = data.add_parser("synth-speech", help="synthesize a multi-speaker English corpus with phone alignments (resumable)")

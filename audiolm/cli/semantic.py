@@ -17,6 +17,8 @@ def cmd_semantic_train(args: argparse.Namespace) -> None:
     overrides = list(args.overrides)
     if args.manifest:
         overrides.append(f"data.manifest={Path(args.manifest).resolve()}")
+    if args.audio_shards:
+        overrides.append(f"data.audio_shards={Path(args.audio_shards).resolve()}")
     if args.targets:
         overrides.append(f"targets={Path(args.targets).resolve()}")
     if args.dry_run:
@@ -107,6 +109,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p = semantic.add_parser("train", help="train (or resume) the self-supervised encoder (HuBERT-style); torchrun for several processes")
     p.add_argument("--config", default="small", help="preset name (tiny, small, base, paper) or a YAML file")
     p.add_argument("--manifest", help="training manifest with train/valid splits")
+    p.add_argument("--audio-shards", metavar="DIR", help="instead of --manifest: audio shards from `audiolm data shar`, streamed "
+                                                         "(for corpora too large for memory)")
     p.add_argument("--targets", help="tokenizer folder giving the targets (fit-kmeans on mfcc-25hz, or on the previous encoder)")
     add_run_options(p)
     p.set_defaults(func=cmd_semantic_train)

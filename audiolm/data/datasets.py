@@ -51,12 +51,24 @@ class AudioClips:
         if not self.clips:
             where = f" (split {split})" if split else ""
             raise AudiolmError(f"{manifest}: no readable audio{where}")
+        self._set_weights(sampling, manifest)
+
+    @classmethod
+    def from_clips(cls, clips: list[np.ndarray], speakers: list[str], weights: list[float], sample_rate: int,
+                   name: str) -> AudioClips:
+        """Clips already in memory (int16, scaled by 32767), e.g. read from audio shards; `name` for messages."""
+        self = cls.__new__(cls)
+        self.sample_rate, self.clips, self.speakers, self.skipped = sample_rate, list(clips), list(speakers), []
+        self._set_weights(weights, name)
+        return self
+
+    def _set_weights(self, sampling: list[float], source: str | Path) -> None:
         lengths = np.array([len(c) for c in self.clips], dtype=np.float64)
         weighted = lengths * np.array(sampling)
         if not weighted.sum() > 0:
-            raise FileError(manifest, "every clip has weight 0")
+            raise FileError(source, "every clip has weight 0")
         self.weights = weighted / weighted.sum()  # [N]: the probability of drawing each clip
-        self.seconds = float(lengths.sum()) / sample_rate
+        self.seconds = float(lengths.sum()) / self.sample_rate
 
     def __len__(self) -> int:
         return len(self.clips)

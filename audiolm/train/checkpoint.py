@@ -1,7 +1,8 @@
 """Checkpoints: safetensors for every tensor, JSON for everything else, never a pickle.
 
 A training checkpoint is a folder `step_XXXXXXXX/` holding `<module>.safetensors` for each trained
-module, `optimizers.safetensors` + `trainer_state.json` (optimizer moments, step, RNG states) and
+module, `optimizers.safetensors` + `trainer_state.json` (optimizer moments, step, RNG states, and each process's
+position in a streamed data set) and
 `config.json` (the resolved run config). It is written under a temporary name and renamed, so a kill
 mid-write leaves the previous checkpoint as the latest. A model for users is `model.safetensors` +
 `config.json`.

@@ -29,6 +29,7 @@ from audiolm.codec.losses import (
     hinge_generator_loss,
 )
 from audiolm.codec.model import TRAINING_ONLY, Codec, CodecConfig
+from audiolm.data.audio_shards import AudioStream, check_data_source, validation_clips
 from audiolm.data.datasets import AudioClips, step_generator
 from audiolm.errors import AudiolmError
 from audiolm.train.loop import OptimizerConfig, TrainConfig
@@ -37,12 +38,17 @@ from audiolm.train.loop import OptimizerConfig, TrainConfig
 @dataclass(kw_only=True)
 class CodecDataConfig:
     manifest: str = ""  # a manifest whose entries carry splits (e.g. from `audiolm data synth-speech`)
+    audio_shards: str = ""  # or a folder from `audiolm data shar`, streamed (Libri-Light scale; audiolm/data/audio_shards.py)
     train_split: str = "train"
     valid_split: str = "valid"
     crop_seconds: float = 1.0
-    max_hours: float | None = None
+    max_hours: float | None = None  # manifest only
+    shuffle_seconds: float = 3600.0  # audio_shards: audio a process shuffles crops from (115 MB an hour, twice: one block ahead)
     valid_clips: int = 8
     valid_seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        check_data_source(self)
 
 
 @dataclass(kw_only=True)
@@ -73,7 +79,17 @@ class CodecTask:
                  progress: bool = False) -> None:
         self.config = config
         data = config.data
-        self.train_clips = train_clips or AudioClips(data.manifest, config.model.sample_rate, data.train_split, data.max_hours, progress)
+        hop = config.model.hop_length
+        self.crop = max(hop, round(config.data.crop_seconds * config.model.sample_rate / hop) * hop)
+        self.stream: AudioStream | None = None  # data.audio_shards: crops streamed from shards, no train_clips
+        if data.audio_shards:
+            self.stream = AudioStream(data.audio_shards, data.train_split, config.model.sample_rate, self.crop, config.train.seed,
+                                      data.shuffle_seconds)
+            valid_clips = valid_clips or validation_clips(data.audio_shards, data.valid_split, data.train_split,
+                                                          config.model.sample_rate, data.valid_clips)
+        else:
+            train_clips = train_clips or AudioClips(data.manifest, config.model.sample_rate, data.train_split, data.max_hours, progress)
+        self.train_clips = train_clips
         self.valid_clips = valid_clips
         if self.valid_clips is None and data.valid_split:
             try:
@@ -86,8 +102,6 @@ class CodecTask:
         self.mel_loss = MultiScaleMelLoss(config.model.sample_rate)
         self.stft_loss = MultiResolutionSTFTLoss()
         self.complex_loss = CompressedComplexSTFTLoss()
-        hop = config.model.hop_length
-        self.crop = max(hop, round(config.data.crop_seconds * config.model.sample_rate / hop) * hop)
         self.augment = Augment(config.augment, config.model.sample_rate) if config.augment_p > 0 else None
 
     def modules(self) -> dict[str, nn.Module]:
@@ -105,18 +119,25 @@ class CodecTask:
     def batch(self, step: int, start: int, stop: int) -> dict[str, torch.Tensor]:
         generator = step_generator(self.config.train.seed, step)
         size = self.config.train.batch_size
-        wav = self.train_clips.crops(size, self.crop, generator)
+        # streamed: this process's next crops (its own stream); in memory: the step's whole batch, cut below
+        wav = self.stream.crops(stop - start) if self.stream else self.train_clips.crops(size, self.crop, generator)[start:stop]
         levels = self.config.model.num_codebooks
         drop = torch.rand(size, generator=generator) < self.config.quantizer_dropout
         random_levels = torch.randint(1, levels + 1, (size,), generator=generator)
         num_quantizers = torch.where(drop, random_levels, torch.full((size,), levels))
-        wav = wav[start:stop]
         if self.augment is not None:  # after the other draws: a run without augmentation sees the same batches as before
             picked = (torch.rand(size, generator=generator) < self.config.augment_p)[start:stop].tolist()
             seeds = torch.randint(0, 2**31 - 1, (size,), generator=generator)[start:stop].tolist()  # one per example
             wav = torch.stack([self.augment(w, torch.Generator().manual_seed(seed)) if p else w
                                for w, p, seed in zip(wav, picked, seeds)])  # this micro-batch's examples only
         return {"wav": wav, "num_quantizers": num_quantizers[start:stop]}
+
+    def data_state(self) -> dict | None:
+        return self.stream.state() if self.stream else None
+
+    def load_data_state(self, states: list[dict]) -> None:
+        if self.stream:
+            self.stream.load_state(states)
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
         weights = self.config.losses
@@ -212,8 +233,8 @@ def train_codec(preset: str, run_dir: str | Path, overrides: list[str] | None = 
     from audiolm.train.loop import train
 
     config = load_config(CodecRunConfig, resolve_preset(preset), overrides)
-    if not config.data.manifest:
-        raise AudiolmError("no training data: pass --manifest (or data.manifest=...)")
+    if not config.data.manifest and not config.data.audio_shards:
+        raise AudiolmError("no training data: pass --manifest or --audio-shards (or data.manifest=..., data.audio_shards=...)")
     torch.manual_seed(config.train.seed)  # the models' initial weights
     task = CodecTask(config, progress=progress)
     if config.init_from:

@@ -12,7 +12,9 @@ back-propagates each loss into that optimizer's parameters only and, on the last
 steps it before the task computes the next loss (so a GAN's generator sees the updated discriminator; FSDP
 takes tasks of one optimizer only).
 Batches are drawn from the step number (`task.batch(step, start, stop)` returns examples start..stop of
-the step's global batch), so a resumed or distributed run sees exactly the data of an uninterrupted one.
+the step's global batch), so a resumed or distributed run sees exactly the data of an uninterrupted one. A task that
+streams its data instead (audio shards) has a position to keep: its `data_state()` (JSON-able, or None when there is
+none) is gathered from every process into the checkpoint, and `load_data_state(states)` gets the list back on resume.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ class Task(Protocol):
     def losses(self, batch: Any, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]: ...
 
     def validate(self, models: dict[str, nn.Module], step: int) -> dict[str, float]: ...
+
+    # Optional, for streamed data: `data_state() -> dict | None`, this process's position (after the batches of the
+    # steps done); `load_data_state(states: list[dict]) -> None`, resume from every process's saved position (by rank).
 
     def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:
         """Write the user-facing model (e.g. model.safetensors + config.json) at the end of training."""
@@ -194,7 +199,10 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
     }
     start = 0
     if checkpoint is not None:
-        start = int(load_trainer_state(checkpoint, optimizers)["step"])
+        trainer_state = load_trainer_state(checkpoint, optimizers)
+        start = int(trainer_state["step"])
+        if "data" in trainer_state and hasattr(task, "load_data_state"):
+            task.load_data_state(trainer_state["data"])
     if world.main:
         _remove_temporaries(run_dir)
     logger = _Logger(run_dir, config, enabled=world.main, resume_step=start)
@@ -239,8 +247,9 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
         if (step + 1) % config.save_every == 0 or step + 1 == end or out_of_time:
             states = sharding.full_states()  # every process: under FSDP they gather the shards together
             optimizer_states = {name: sharding.full_optimizer_state(o) for name, o in optimizers.items()}
+            data = _data_states(task, world)  # every process: each one's position in its data stream
             if world.main:
-                save_checkpoint(run_dir, step + 1, states, optimizer_states, run_config, keep=config.keep_checkpoints)
+                save_checkpoint(run_dir, step + 1, states, optimizer_states, run_config, extra=data, keep=config.keep_checkpoints)
             if world.world > 1:
                 dist.barrier()
         if out_of_time:
@@ -252,6 +261,18 @@ def train(task: Task, config: TrainConfig, run_dir: str | Path, run_config: dict
             task.export(whole, run_dir)
     logger.close()
     return result
+
+
+def _data_states(task: Task, world: Distributed) -> dict | None:
+    """`{"data": [position of process 0, 1, ...]}` for a task that streams its data, else None."""
+    state = task.data_state() if hasattr(task, "data_state") else None
+    if state is None:
+        return None
+    states = [state]
+    if world.world > 1:
+        states = [None] * world.world
+        dist.all_gather_object(states, state)
+    return {"data": states}
 
 
 def _remove_temporaries(run_dir: Path) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from audiolm.audio.augment import Augment, AugmentConfig
+from audiolm.data.audio_shards import AudioStream, check_data_source, validation_clips
 from audiolm.data.datasets import AudioClips, step_generator
 from audiolm.errors import AudiolmError
 from audiolm.semantic.ssl import SSLConfig, SSLEncoder, span_mask, ssl_loss
@@ -27,12 +28,17 @@ from audiolm.train.loop import OptimizerConfig, TrainConfig
 @dataclass(kw_only=True)
 class SemanticDataConfig:
     manifest: str = ""
+    audio_shards: str = ""  # or a folder from `audiolm data shar`, streamed (Libri-Light scale; audiolm/data/audio_shards.py)
     train_split: str = "train"
     valid_split: str = "valid"
     crop_seconds: float = 3.0
-    max_hours: float | None = None
+    max_hours: float | None = None  # manifest only
+    shuffle_seconds: float = 3600.0  # audio_shards: audio a process shuffles crops from (115 MB an hour, twice: one block ahead)
     valid_clips: int = 16
     valid_seconds: float = 4.0
+
+    def __post_init__(self) -> None:
+        check_data_source(self)
 
 
 @dataclass(kw_only=True)
@@ -56,7 +62,16 @@ class SemanticTask:
                                f"the encoder wants {model.num_targets} at {model.frame_rate:g} Hz")
         self.targets = targets
         data = config.data
-        self.train_clips = train_clips or AudioClips(data.manifest, model.sample_rate, data.train_split, data.max_hours, progress)
+        self.frames = max(model.mask_length, round(data.crop_seconds * model.frame_rate))
+        self.stream: AudioStream | None = None  # data.audio_shards: crops streamed from shards, no train_clips
+        if data.audio_shards:
+            self.stream = AudioStream(data.audio_shards, data.train_split, model.sample_rate, self.frames * model.hop_length,
+                                      config.train.seed, data.shuffle_seconds)
+            valid_clips = valid_clips or validation_clips(data.audio_shards, data.valid_split, data.train_split, model.sample_rate,
+                                                          data.valid_clips)
+        else:
+            train_clips = train_clips or AudioClips(data.manifest, model.sample_rate, data.train_split, data.max_hours, progress)
+        self.train_clips = train_clips
         self.valid_clips = valid_clips
         if self.valid_clips is None and data.valid_split:
             try:
@@ -67,7 +82,6 @@ class SemanticTask:
         if config.augment.shift_p:
             raise AudiolmError("augment.shift_p must be 0: a time shift would misalign the input and its targets")
         self.augment = Augment(config.augment, model.sample_rate) if config.augment_p > 0 else None
-        self.frames = max(model.mask_length, round(data.crop_seconds * model.frame_rate))
 
     def modules(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder}
@@ -86,9 +100,30 @@ class SemanticTask:
 
     def batch(self, step: int, start: int, stop: int) -> dict[str, torch.Tensor]:
         generator = step_generator(self.config.train.seed, step)
+        if self.stream is not None:
+            return self._streamed_example(self.stream.crops(stop - start), generator, start, stop)
         wav = self.train_clips.crops(self.config.train.batch_size, self.frames * self.config.model.hop_length, generator)
         example = self._example(wav, generator, augment=True)
         return {k: v[start:stop] for k, v in example.items()}
+
+    def _streamed_example(self, wav: torch.Tensor, generator: torch.Generator, start: int, stop: int) -> dict[str, torch.Tensor]:
+        """`_example` for examples start..stop of the step's batch, `wav` `[stop - start, 1, L]` (this process's next crops):
+        masks and augmentation draws are the whole batch's, cut, so micro-batches and processes draw different ones."""
+        model, size = self.config.model, self.config.train.batch_size
+        mask = span_mask(size, self.frames, model.mask_prob, model.mask_length, generator)[start:stop]  # [B, T]
+        targets = self.targets(wav)
+        if self.augment is not None:
+            picked = (torch.rand(size, generator=generator) < self.config.augment_p)[start:stop].tolist()
+            seeds = torch.randint(0, 2**31 - 1, (size,), generator=generator)[start:stop].tolist()  # one per example
+            wav = torch.stack([self.augment(w, torch.Generator().manual_seed(seed)) if p else w for w, p, seed in zip(wav, picked, seeds)])
+        return {"wav": wav, "mask": mask, "targets": targets}
+
+    def data_state(self) -> dict | None:
+        return self.stream.state() if self.stream else None
+
+    def load_data_state(self, states: list[dict]) -> None:
+        if self.stream:
+            self.stream.load_state(states)
 
     def losses(self, batch: dict, models: dict[str, nn.Module], step: int) -> Iterator[tuple[str, torch.Tensor, dict[str, float]]]:
         logits = models["encoder"](batch["wav"], batch["mask"])  # [B, T, V]
@@ -131,8 +166,8 @@ def train_semantic(preset: str, run_dir: str | Path, overrides: list[str] | None
     from audiolm.train.loop import train
 
     config = load_config(SemanticRunConfig, resolve_preset(preset), overrides)
-    if not config.data.manifest:
-        raise AudiolmError("no training data: pass --manifest (or data.manifest=...)")
+    if not config.data.manifest and not config.data.audio_shards:
+        raise AudiolmError("no training data: pass --manifest or --audio-shards (or data.manifest=..., data.audio_shards=...)")
     if not config.targets:
         raise AudiolmError("no targets: pass --targets, a tokenizer folder from `audiolm semantic fit-kmeans`")
     targets = SemanticTokenizer.load(config.targets)

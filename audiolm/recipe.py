@@ -1,5 +1,5 @@
 """One command from nothing to a model bundle: corpus -> codec -> semantic encoder -> tokenizer -> shards ->
-three stage LMs (+ the acoustic-only baseline) -> bundle.
+three stage LMs (+ the acoustic-only baseline) -> bundle -> its generated-speech detector.
 
     audiolm recipe speech --workdir runs/recipe-speech -o models/speech [key=value ...]
 
@@ -8,10 +8,18 @@ shards' `index.json`) is skipped, a training step resumes from
 its latest checkpoint, and each training step runs at most its `*_minutes` budget per invocation; when a budget
 runs out the recipe stops and says so, and running the same command again goes on from there. An existing
 codec or tokenizer can be reused (`codec=models/speech/codec`) instead of trained.
+
+The detector (audiolm/detector) learns the traces of the bundle's own models, so it belongs to the parts it was
+trained on: the last step builds a detection corpus (the corpus's utterances against what the bundle makes of them,
+`detector_train` / `detector_valid` / `detector_test` utterances of each split), trains the detector on it and puts it
+in the bundle as `detector/` (fp16), recording the parts' fingerprints (`part_fingerprints`) in its config.json. A
+later run keeps it while the bundle's parts are the same and otherwise removes it and starts the step over (corpus
+and training: `<workdir>/detector/parts.json` says which parts they belong to). `detector=false` skips the step.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +54,23 @@ class RecipeConfig:
     fine_lm: bool = False  # our codec's fine levels are unpredictable (an LM's samples decode no better than random
     # codes, worse than the coarse levels alone: benchmarks/results/fine_stage.md), so by default the bundle decodes coarse only
     overrides: tuple[str, ...] = ()  # extra key=value for every LM stage, e.g. "train.steps=2000"
+    detector: bool = True  # train the bundle's generated-speech detector (again whenever the bundle's parts change)
+    detector_train: int = 240  # utterances of each split of the corpus, each giving an original and one generated item
+    detector_valid: int = 24
+    detector_test: int = 48
+    detector_steps: int = 2000
+    detector_minutes: float = 30.0
+    detector_overrides: tuple[str, ...] = ()  # extra key=value for the detector's training, e.g. "train.batch_size=16"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.acoustic not in ("ar", "parallel", "both"):
             raise ValueError(f"acoustic must be ar, parallel or both, got {self.acoustic!r}")
+        if min(self.detector_train, self.detector_valid, self.detector_test) < 0:
+            raise ValueError("detector_train, detector_valid and detector_test must be at least 0")
+        if self.detector and (self.detector_train < 1 or self.detector_steps < 1):
+            raise ValueError("detector_train and detector_steps must be at least 1 (or detector=false)")
 
 
 class BudgetSpent(AudiolmError):
@@ -133,7 +152,54 @@ def run_recipe(config: RecipeConfig, workdir: str | Path, output: str | Path, pr
             preset, stage, run, overrides, progress=progress), f"{name.replace('_', ' ')} LM", log)
     write_bundle(output, tokenizer, codec, models)
     log(f"bundle written to {output}")
+    _detector(config, manifest, Path(output), workdir / "detector", progress, log)
     return Path(output)
+
+
+def _detector(config: RecipeConfig, manifest: Path, bundle: Path, folder: Path, progress: bool, log: Callable[[str], None]) -> None:
+    """Make `bundle/detector/` a detector trained on the bundle's present parts (see the module docstring); `folder`
+    holds its detection corpus and training run."""
+    import torch
+
+    from audiolm.detector.data import build_detection_corpus
+    from audiolm.detector.model import Detector
+    from audiolm.formats.atomic import write_json
+    from audiolm.formats.json_file import read_json
+    from audiolm.generation.bundle import detector_parts, part_fingerprints
+    from audiolm.generation.pipeline import AudioLM
+    from audiolm.train.detector import train_detector
+
+    parts = part_fingerprints(bundle)
+    bundled = bundle / "detector"
+    recorded = detector_parts(bundled)  # None: no detector, or one that names no parts (`audiolm bundle --detector`)
+    if recorded == parts:
+        return
+    if recorded is not None or (config.detector and bundled.exists()):
+        shutil.rmtree(bundled)
+        log(f"detector: removed {bundled} (trained on other parts of the bundle)")
+    if not config.detector:
+        return
+    if (folder / "parts.json").is_file() and read_json(folder / "parts.json") != parts:
+        log(f"detector: the bundle's parts changed; starting its corpus and training over in {folder}")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "parts.json", parts)
+    corpus = folder / "corpus" / "manifest.jsonl"
+    if not corpus.is_file():
+        log(f"detector corpus: {config.detector_train} / {config.detector_valid} / {config.detector_test} utterances of the "
+            "train / valid / test splits and what the bundle makes of each")
+        build_detection_corpus(AudioLM.load(bundle), [manifest], corpus.parent, {"train": config.detector_train, "valid":
+                               config.detector_valid, "test": config.detector_test}, bundle=str(bundle), progress=progress)
+    run = folder / "run"
+    overrides = [f"data.manifest={corpus.resolve()}", f"train.steps={config.detector_steps}",
+                 f"train.stop_after_minutes={config.detector_minutes}", *config.detector_overrides]
+    trained = _trained(run, lambda: train_detector(None, run, overrides, progress=progress), "detector", log)
+    partial = bundle / "detector.partial"  # written whole, then renamed: never half a detector in the bundle
+    if partial.exists():
+        shutil.rmtree(partial)
+    Detector.load(trained).save(partial, dtype=torch.float16, metadata={"parts": parts, "run": str(run.resolve())})
+    partial.rename(bundled)
+    log(f"detector: trained on the bundle's parts, in {bundled}")
 
 
 def _corpus(config: RecipeConfig, folder: Path, progress: bool, log: Callable[[str], None]) -> Path:

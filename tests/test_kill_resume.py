@@ -277,7 +277,7 @@ def test_recipe(models, tmp_path):
     def argv(work: Path, bundle: Path) -> list:
         return ["recipe", "speech", "--workdir", work, "-o", bundle, "--quiet", f"manifest={models['manifest']}", "workers=1",
                 f"codec_preset={presets['codec']}", f"semantic_preset={presets['semantic']}", f"lm_preset={presets['lm']}",
-                "target_clusters=8", "tokenizer_layer=1", "tokenizer_clusters=8", "acoustic_only=false"]
+                "target_clusters=8", "tokenizer_layer=1", "tokenizer_clusters=8", "acoustic_only=false", "detector=false"]
 
     work, bundle = tmp_path / "work", tmp_path / "bundle"
     kill_then_resume(argv(work, bundle), work, mid_checkpoint(work / "lm-coarse", 4),  # killed in its last training step

@@ -46,8 +46,8 @@ def cmd_bundle(args: argparse.Namespace) -> None:
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    recipe = commands.add_parser("recipe", help="corpus -> codec -> semantic tokens -> shards -> three LMs -> bundle, resumable "
-                                 "step by step").add_subparsers(dest="kind", required=True)
+    recipe = commands.add_parser("recipe", help="corpus -> codec -> semantic tokens -> shards -> three LMs -> bundle -> its "
+                                 "detector, resumable step by step").add_subparsers(dest="kind", required=True)
     for kind in ("speech", "piano"):
         p = recipe.add_parser(kind, help=f"build the {kind} bundle")
         p.add_argument("--workdir", help=f"where the corpus, runs and shards go (default runs/recipe-{kind})")

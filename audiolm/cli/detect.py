@@ -25,8 +25,9 @@ of its line, the others are still scored, and the exit status is then 1."""
 def cmd_detect(args: argparse.Namespace) -> int | None:
     from audiolm.audio.io import load_audio
     from audiolm.detector.model import load_bundled_detector
+    from audiolm.detector.score import score_file
     from audiolm.errors import AudiolmError
-    from audiolm.watermark import SAMPLE_RATE, detect
+    from audiolm.watermark import SAMPLE_RATE
 
     detector = load_bundled_detector(args.models)
     failed = False
@@ -41,10 +42,7 @@ def cmd_detect(args: argparse.Namespace) -> int | None:
             print(f"audiolm: error: {where}{problem}", file=sys.stderr, flush=True)
             failed = True
             continue
-        found = detect(wav[0], SAMPLE_RATE)
-        generated = None if detector is None else round(detector.probability(wav[0]), 4)
-        print(json.dumps({"path": str(path), "generated": generated, "watermark": found.watermark,
-                          "watermark_score": round(found.score, 3)}), flush=True)
+        print(json.dumps({"path": str(path), **score_file(wav, detector)}), flush=True)
     return 1 if failed else None
 
 

@@ -61,7 +61,9 @@ def load_stage_from(folder: str | Path) -> Stage:
 def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, stages: dict[str, str | Path], fp16: bool = True,
                  detector: str | Path | None = None) -> Path:
     """Check the parts against each other, then write them as one bundle folder (fp16 weights by default); `detector`
-    (a detector folder or finished training run) adds the generated-speech detector as `detector/`."""
+    (a detector folder or finished training run) adds the generated-speech detector as `detector/`, recording the
+    fingerprints of the parts beside it (`part_fingerprints`). A detector already in the folder stays only while the
+    parts it records are the parts the bundle now has: one trained on other parts is removed, not kept stale."""
     from audiolm.detector.model import Detector
 
     loaded = {name: load_stage_from(folder) for name, folder in stages.items()}
@@ -87,8 +89,6 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
             model.save(partial / part, dtype=dtype)
     for name, stage in loaded.items():
         save_stage(partial / PARTS[name], stage.model, stage.spec, stage.fingerprints, dtype=dtype)
-    if detector_model is not None:
-        detector_model.save(partial / "detector", dtype=dtype)
     if output.exists():  # keep what else the folder holds (model card, prompts): replace the parts, drop stale LMs
         for name, part in PARTS.items():
             if name not in loaded:
@@ -99,7 +99,47 @@ def write_bundle(output: str | Path, tokenizer: str | Path, codec: str | Path, s
         partial.rmdir()
     else:
         partial.rename(output)
+    parts = part_fingerprints(output)
+    if detector_model is not None:
+        detector_model.save(output / "detector", dtype=dtype, metadata={"parts": parts})
+    elif (output / "detector").is_dir() and detector_parts(output / "detector") != parts:
+        _remove_part(output / "detector")
     return output
+
+
+def detector_parts(folder: Path) -> dict | None:
+    """The bundle parts a detector folder says it was trained on or bundled with (`part_fingerprints`); None when there
+    is no detector, it records none (e.g. from an older version), or its config cannot be read."""
+    from audiolm.formats.json_file import read_json
+
+    if not (folder / "config.json").is_file():
+        return None
+    try:
+        trained_on = read_json(folder / "config.json").get("trained_on")
+    except FileError:
+        return None
+    return trained_on.get("parts") if isinstance(trained_on, dict) else None
+
+
+def part_fingerprints(folder: str | Path) -> dict[str, str]:
+    """What each model part of a bundle holds: {part folder: the first 16 hex digits of the sha256 of its config.json and
+    weights}, for `semantic`, `codec` and the stage LMs it has (not the detector, prompts or model cards). Equal
+    fingerprints, equal models: e.g. whether the bundle's detector was trained on the parts it now has."""
+    import hashlib
+
+    folder = Path(folder)
+    fingerprints = {}
+    for part in ("semantic", "codec", *PARTS.values()):
+        if not (folder / part / "config.json").is_file():
+            continue
+        digest = hashlib.sha256()
+        for file in [folder / part / "config.json", *sorted((folder / part).glob("*.safetensors"))]:
+            digest.update(file.name.encode() + b"\0")
+            with open(file, "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    digest.update(block)
+        fingerprints[part] = digest.hexdigest()[:16]
+    return fingerprints
 
 
 def _remove_part(path: Path) -> None:

@@ -45,12 +45,13 @@ RESULT_FILES = {"result.wav": WAV, "prompt.wav": WAV, "result.png": PNG, "prompt
 
 @dataclass
 class Bundle:
-    """A loaded model bundle and the prompts it ships (`prompts/prompts.json`)."""
+    """A loaded model bundle, the prompts it ships (`prompts/prompts.json`) and its generated-speech detector."""
 
     name: str
     audiolm: object  # audiolm.generation.pipeline.AudioLM
     folder: Path | None = None
     prompts: list[dict] = field(default_factory=list)
+    detector: object = None  # audiolm.detector.model.Detector; None when the bundle has no detector/
 
     def prompt_path(self, file: str) -> Path:
         for prompt in self.prompts:
@@ -61,7 +62,8 @@ class Bundle:
 
 
 def load_bundles(names: list[str]) -> dict[str, Bundle]:
-    """Load each bundle (a folder, or `speech` / `piano`) once, named by its folder's name."""
+    """Load each bundle (a folder, or `speech` / `piano`) once, named by its folder's name, with its detector."""
+    from audiolm.detector.model import load_bundled_detector
     from audiolm.generation.pipeline import AudioLM, bundle_folder
 
     bundles: dict[str, Bundle] = {}
@@ -70,7 +72,7 @@ def load_bundles(names: list[str]) -> dict[str, Bundle]:
         key = folder.name or str(folder)
         if key in bundles:
             raise AudiolmError(f"--models: two bundles named {key!r}")
-        bundles[key] = Bundle(key, AudioLM.load(folder), folder, read_prompts(folder))
+        bundles[key] = Bundle(key, AudioLM.load(folder), folder, read_prompts(folder), load_bundled_detector(folder))
     return bundles
 
 
@@ -215,9 +217,9 @@ def create_app(models: dict[str, Bundle], settings: ServeSettings | None = None)
                 hook.remove()
 
     app = FastAPI(title="audiolm", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="AudioLM over HTTP: continue a prompt, generate, resynthesize, and the codec. Each generation "
-                              "endpoint takes a multipart form and answers a 16-bit PCM WAV; errors are "
-                              '`{"error": "<one line>"}`. The page at / uses the job endpoints.')
+                  description="AudioLM over HTTP: continue a prompt, generate, resynthesize, the codec, and the detector. Each "
+                              "generation endpoint takes a multipart form and answers a 16-bit PCM WAV; /v1/detect answers "
+                              'JSON; errors are `{"error": "<one line>"}`. The page at / uses the job endpoints.')
     app.state.settings, app.state.scheduler, app.state.models = settings, scheduler, models
     app.add_middleware(Guard, max_bytes=settings.upload_bytes, max_requests=settings.requests)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -327,12 +329,19 @@ def create_app(models: dict[str, Bundle], settings: ServeSettings | None = None)
 
         return scheduler.submit(mode, steps, work, folder)
 
-    async def answer(request: Request, job: Job, file: str, media_type: str, download: str) -> Response:
-        """Wait for `job` and answer its `file`, or its error."""
+    async def failure(request: Request, job: Job) -> JSONResponse | None:
+        """Wait for `job`: None once it is done, else the error to answer (503 past the time limit)."""
         if not await scheduler.wait(job, request):
             return error_response(503, scheduler.time_limit_message(), retry_after=scheduler.retry_after())
         if job.state != "done":
             return error_response(job.status, job.error, retry_after=scheduler.retry_after() if job.status == 503 else None)
+        return None
+
+    async def answer(request: Request, job: Job, file: str, media_type: str, download: str) -> Response:
+        """Wait for `job` and answer its `file`, or its error."""
+        error = await failure(request, job)
+        if error is not None:
+            return error
         output: Output = job.result
         headers = {"Content-Disposition": f'attachment; filename="{download}"'}
         for key in ("seconds", "prompt_seconds", "acoustic", "watermark"):
@@ -409,6 +418,40 @@ def create_app(models: dict[str, Bundle], settings: ServeSettings | None = None)
 
         job = await in_folder(start)
         return await answer(request, job, "result.wav", WAV, f"{Path(name).stem}.wav")
+
+    # --- the detector ------------------------------------------------------------------------------------------------
+
+    detect_fields = forms.detect_fields(settings, names)
+    detect_seconds = min(settings.max_input_seconds, limits.MAX_DETECT_SECONDS)
+
+    @app.post("/v1/detect", summary="Was this audio generated? The bundle's detector and the watermark: one line of `audiolm detect`",
+              openapi_extra=forms.openapi_body(detect_fields), responses=_detect_responses())
+    async def detect(request: Request) -> JSONResponse:
+        from audiolm.audio.io import load_audio
+        from audiolm.detector.score import score_file
+        from audiolm.watermark import SAMPLE_RATE
+
+        options = await read_form(request, detect_fields)
+        detector = bundle_of(options).detector
+        name = client_name(options.audio.filename)
+
+        async def start(folder: Path) -> Job:
+            scheduler.check_capacity()
+            path = await run_in_threadpool(save_upload, options.audio, folder)
+            wav = await run_in_threadpool(read_named, lambda p: load_audio(p, SAMPLE_RATE, duration=detect_seconds), path, name)
+
+            def work(job: Job) -> dict:
+                job.enter("detect")
+                return {"path": name, **score_file(wav, detector)}
+
+            # Through the pool, not inline: a minute of audio costs about a second of CPU and 150 MB (the watermark's
+            # whitening, the CNN over every window at once), both growing with the input up to --max-input-seconds, so
+            # it keeps to --workers, --threads, --queue and --timeout like the generations.
+            return scheduler.submit("detect", ["detect"], work, folder)
+
+        job = await in_folder(start)
+        error = await failure(request, job)
+        return error if error is not None else JSONResponse(job.result)
 
     # --- the page's jobs: submit, poll, fetch ----------------------------------------------------------------------------
 
@@ -489,6 +532,7 @@ def create_app(models: dict[str, Bundle], settings: ServeSettings | None = None)
             audiolm = bundle.audiolm
             stages = [s for s in ("parallel", "ar") if (audiolm.parallel if s == "parallel" else audiolm.coarse) is not None]
             described.append({"name": bundle.name, "sample_rate": audiolm.sample_rate, "acoustic": stages,
+                              "detector": bundle.detector is not None,
                               "acoustic_only": [s for s in stages if (audiolm.parallel_acoustic if s == "parallel" else audiolm.acoustic)
                                                 is not None],
                               "prompts": [{**p, "url": f"/v1/models/{bundle.name}/prompts/{p['file']}"} for p in bundle.prompts]})
@@ -536,10 +580,27 @@ def _without(form, key: str):
 
 
 def _audio_responses(media_type: str) -> dict:
+    return {200: {"content": {media_type: {}}}, **_error_responses()}
+
+
+def _error_responses() -> dict:
     error = {"content": {"application/json": {"example": {"error": "seconds: must be at most 20 (got 100)"}}}}
-    return {200: {"content": {media_type: {}}}, 413: {"description": "body over --max-upload-mb", **error},
-            422: {"description": "a bad field or file", **error},
+    return {413: {"description": "body over --max-upload-mb", **error}, 422: {"description": "a bad field or file", **error},
             503: {"description": "busy (Retry-After) or past --timeout", **error}}
+
+
+def _detect_responses() -> dict:
+    from audiolm.watermark import THRESHOLD
+
+    schema = {"type": "object", "required": ["path", "generated", "watermark", "watermark_score"], "properties": {
+        "path": {"type": "string", "description": "the file's name, as the client sent it"},
+        "generated": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                      "description": "the detector's P(generated by this bundle's models); null when the bundle has no detector/"},
+        "watermark": {"type": "boolean", "description": "carries the inaudible mark that generations put on their results"},
+        "watermark_score": {"type": "number", "description": "the mark's largest correlation with the key sequence, in standard "
+                            f"deviations (watermark: above {THRESHOLD:.2f})"}}}
+    example = {"path": "clip.wav", "generated": 0.9731, "watermark": True, "watermark_score": 38.412}
+    return {200: {"content": {"application/json": {"schema": schema, "example": example}}}, **_error_responses()}
 
 
 def _mount_docs(app: FastAPI) -> None:

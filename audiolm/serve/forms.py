@@ -197,6 +197,12 @@ def encode_fields(settings, models: list[str]) -> list[Field]:
             models_field(models)]
 
 
+def detect_fields(settings, models: list[str]) -> list[Field]:
+    return [upload("audio", "audio to score, any format the CLI reads (of a longer file the first "
+                   f"{min(settings.max_input_seconds, limits.MAX_DETECT_SECONDS):g} s are scored)", required=True),
+            models_field(models)]
+
+
 def decode_fields(settings, models: list[str]) -> list[Field]:
     return [upload("codes", "a .codes file written by this bundle's codec (POST /v1/codec/encode, `audiolm codec encode`)",
                    required=True),

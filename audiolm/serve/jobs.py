@@ -36,7 +36,7 @@ log = logging.getLogger("audiolm.serve")
 # The steps a job may go through, in order, with what the page calls them. A model's hook names its step.
 STEPS = {"tokenize": "semantic ids of the input", "encode": "codec codes of the input", "semantic": "semantic LM",
          "coarse": "coarse acoustic LM", "fine": "fine acoustic LM", "parallel": "parallel acoustic stage",
-         "decode": "codec decoder", "plot": "spectrograms"}
+         "decode": "codec decoder", "plot": "spectrograms", "detect": "generated-speech detector and watermark"}
 PARTS = {"semantic": "semantic", "coarse": "coarse", "fine": "fine", "acoustic": "coarse", "parallel": "parallel",
          "parallel_acoustic": "parallel"}  # AudioLM.stages() names -> steps
 

@@ -32,7 +32,8 @@ SETTINGS: dict[str, Setting] = {
     "max_prompt_seconds": Setting("--max-prompt-seconds", limits.MIN_PROMPT_SECONDS, limits.MAX_PROMPT_SECONDS, False,
                                   "most prompt_seconds a request may ask for (422 above)"),
     "max_input_seconds": Setting("--max-input-seconds", 0.0, limits.MAX_ENCODE_SECONDS, False,
-                                 "longest audio codec/encode reads and codec/decode writes (422 above)", above_low=True),
+                                 "longest audio codec/encode reads and codec/decode writes (422 above); detect scores a longer "
+                                 "file's first this many seconds", above_low=True),
     "workers": Setting("--workers", 1, limits.MAX_SERVE_WORKERS, True, "generations that run at once"),
     "queue": Setting("--queue", 0, limits.MAX_SERVE_QUEUE, True,
                      "requests that may wait for a worker; beyond workers + queue: 503 with Retry-After"),

@@ -1,11 +1,12 @@
 """The page in a real browser: Debian's headless Chromium (selenium + chromium-driver, which scripts/setup.sh installs)
 against a real server on loopback with the bundled speech models. Pick a prompt, generate, wait; the result plays (an
-audio element with a decodable 16-bit wav of the right length) and both spectrograms show. Also: a recording from the
-(fake) microphone, and the API docs page, both with no network."""
+audio element with a decodable 16-bit wav of the right length), both spectrograms show, and so does the detector's
+verdict on the result. Also: a recording from the (fake) microphone, and the API docs page, both with no network."""
 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -59,6 +60,9 @@ def test_continue_a_bundled_prompt_plays_and_shows_spectrograms(page, tmp_path):
         assert facts["complete"] and facts["width"] >= 400 and facts["height"] >= 100 and facts["shown"], (image, facts)
     link = driver.find_element("id", "download")
     assert link.get_attribute("href").endswith("/result.wav") and link.get_attribute("download") == "continue-seed5.wav"
+    browser.wait(driver, lambda d: d.find_element("id", "result-detect").text not in ("", "detector: …"), 60)
+    verdict = driver.find_element("id", "result-detect").text  # POST /v1/detect on the result: the mark is found
+    assert re.fullmatch(r"detector: (none in this bundle|P\(generated\) = [01]\.\d\d); watermark: yes \(score \d+\.\d\)", verdict), verdict
     driver.save_screenshot(str(tmp_path / "page.png"))
     assert (tmp_path / "page.png").stat().st_size > 10_000
 

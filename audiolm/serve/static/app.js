@@ -229,6 +229,27 @@ function finish(j) {
     : `${r.seconds.toFixed(2)} s`;
   $("results").hidden = false;
   $("results").dataset.job = j.id;
+  verdict(files["result.wav"], r.models);
+}
+
+async function verdict(url, models) {  // the detector's verdict on the result, as POST /v1/detect gives it
+  const line = $("result-detect");
+  line.dataset.result = url;
+  line.textContent = "detector: …";
+  let text;
+  try {
+    const form = new FormData();
+    form.append("audio", new File([await (await fetch(url)).blob()], "result.wav", { type: "audio/wav" }));
+    form.append("models", models);
+    const response = await fetch("/v1/detect", { method: "POST", body: form });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error);
+    const generated = body.generated === null ? "none in this bundle" : `P(generated) = ${body.generated.toFixed(2)}`;
+    text = `detector: ${generated}; watermark: ${body.watermark ? "yes" : "no"} (score ${body.watermark_score.toFixed(1)})`;
+  } catch (error) {
+    text = `detector: no verdict (${error.message})`;
+  }
+  if (line.dataset.result === url) line.textContent = text;  // not a later result's line
 }
 
 async function cancel() {

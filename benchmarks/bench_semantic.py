@@ -46,16 +46,18 @@ def train_frames(encoder, clips: AudioClips, layers: list[int], max_frames: int)
             states = all_layers(encoder, wav, max(layers))
             for layer in layers:
                 frames[layer].append(states[layer][0].float())
-            total += states[0].shape[1]
+            total += states[layers[0]].shape[1]
             if total >= max_frames:
                 break
     return {layer: torch.cat(f)[:max_frames] for layer, f in frames.items()}
 
 
-def all_layers(encoder, wav: torch.Tensor, max_layer: int) -> list[torch.Tensor]:
+def all_layers(encoder, wav: torch.Tensor, max_layer: int) -> dict[int, torch.Tensor] | list[torch.Tensor]:
+    """Features of layers 0..max_layer, indexed by layer (an encoder with `available_layers`, e.g. Whisper: only those)."""
     if hasattr(encoder, "hidden_states"):
         return encoder.hidden_states(wav, max_layer=max_layer)
-    return [encoder.layer_features(wav, layer) for layer in range(max_layer + 1)]
+    layers = getattr(encoder, "available_layers", range(max_layer + 1))
+    return {layer: encoder.layer_features(wav, layer) for layer in layers if layer <= max_layer}
 
 
 def quantise(features: dict[str, torch.Tensor], tokenizer: SemanticTokenizer) -> dict[str, torch.Tensor]:
@@ -103,7 +105,8 @@ def main() -> None:
     encoder = encoder.eval() if hasattr(encoder, "eval") else encoder
     if args.interleave > 1:
         encoder = Interleaved(encoder, args.interleave)
-    layers = [int(x) for x in args.layers.split(",")] if args.layers else list(range(encoder.num_layers + 1))
+    every_layer = getattr(encoder, "available_layers", range(encoder.num_layers + 1))  # Whisper: its last layer only
+    layers = [int(x) for x in args.layers.split(",")] if args.layers else list(every_layer)
     ks = [int(k) for k in args.ks.split(",")]
     clips = AudioClips(args.manifest, 16000, "train", args.train_hours, progress=True)
     rows: list[dict] = []

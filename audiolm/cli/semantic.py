@@ -40,7 +40,9 @@ def cmd_semantic_fit_kmeans(args: argparse.Namespace) -> None:
     tokenizer = fit_from_manifest(args.encoder, args.layer, args.k, args.manifest, args.split or None, args.max_hours, args.max_frames,
                                   seed=args.seed, progress=not args.quiet, interleave=args.interleave)
     tokenizer.save(args.output, dtype=torch.float16 if args.fp16 else None)
-    print(f"wrote {args.output}: layer {args.layer}, K={args.k}, {tokenizer.frame_rate:g} tokens/s")
+    supervised = getattr(tokenizer.encoder, "trained_with_transcripts", False)
+    note = " (its teacher was trained with transcripts: not textless)" if supervised else ""
+    print(f"wrote {args.output}: layer {args.layer}, K={args.k}, {tokenizer.frame_rate:g} tokens/s{note}")
 
 
 def cmd_semantic_tokenize(args: argparse.Namespace) -> None:
@@ -115,7 +117,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_run_options(p)
     p.set_defaults(func=cmd_semantic_train)
     p = semantic.add_parser("fit-kmeans", help="fit a tokenizer: one encoder layer, standardised, k-means")
-    p.add_argument("--encoder", required=True, help="mfcc, mfcc-25hz, an encoder folder or training run, or a Hugging Face model folder")
+    p.add_argument("--encoder", required=True, help="mfcc, mfcc-25hz, whisper-base (--layer 6, its encoder "
+                   "output; trained with transcripts, so not textless), an encoder folder or training run, or a Hugging Face model folder")
     p.add_argument("--layer", type=whole("--layer", 0, limits.MAX_ENCODER_LAYER), default=0,
                    help="0 = input to the first block, i = output of block i")
     p.add_argument("-k", type=whole("-k", 2, limits.MAX_KMEANS_K), default=1024, help="number of clusters")

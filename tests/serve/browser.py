@@ -123,6 +123,7 @@ def screenshot(output: Path, seconds: float = 3.0, prompt_index: int = 1) -> Non
         generate(driver)
         for image in ("prompt-spectrogram", "result-spectrogram"):
             image_facts(driver, image)
+        wait(driver, lambda d: d.execute_script("return !document.getElementById('result-detect').textContent.endsWith('…')"))
         driver.execute_script("window.scrollTo(0, 0)")
         output.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(output))

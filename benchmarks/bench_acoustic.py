@@ -10,7 +10,8 @@ the same tokens and seeds:
   the parallel stage's accuracy on the masked codes of each level (different objectives: read each by its level);
 - cost on one CPU thread: seconds and the acoustic stage's forward passes per generated second;
 - with --sweep-iterations, level 1's iterations (the later levels' as --iterations says) against resynthesis WER,
-  speaker similarity and speed, at the most levels measured.
+  speaker similarity and speed, at the most levels measured;
+- with --sweep-temperature, level 1's sampling temperature (0: greedy; later levels stay greedy) likewise.
 
     .venv/bin/python benchmarks/bench_acoustic.py --models models/speech --manifest data/speech/manifest.jsonl \\
         --utterances 16 --prompts 16 --levels 3,6,12 --iterations 16,1 --sweep-iterations 1,4,8,16
@@ -27,6 +28,7 @@ import argparse
 import platform
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -47,6 +49,17 @@ def _counts(text: str) -> tuple[int, ...]:
     return values
 
 
+def _temperatures(text: str) -> tuple[float, ...]:
+    """"0.8,0.4,0" -> (0.8, 0.4, 0.0): temperatures, 0 or more."""
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need comma-separated numbers, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"need temperatures of 0 or more, got {text!r}")
+    return values
+
+
 def _levels(n: int) -> str:
     return f"{n} level" + ("s" if n > 1 else "")
 
@@ -64,6 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=_counts, default=(16, 1),
                         help="the parallel stage's forward passes per level; the last stands for the later levels")
     parser.add_argument("--sweep-iterations", type=_counts, default=(), help="level-1 iterations to sweep, e.g. 1,4,8,16")
+    parser.add_argument("--sweep-temperature", type=_temperatures, default=(),
+                        help="level-1 sampling temperatures to sweep, e.g. 0.8,0.4,0 (the default is 0.8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--asr", choices=("tiny.en", "base"), help="Whisper model (default: base where installed, else tiny.en)")
     parser.add_argument("--no-asr", action="store_true", help="no word error rates (no Whisper)")
@@ -92,20 +107,28 @@ def measure(args: argparse.Namespace) -> dict:
         levels = sorted({n for n in args.levels if n <= audiolm.parallel_levels}) or [audiolm.parallel_levels]
         later = args.iterations[1:] or args.iterations[:1]
 
-        def parallel(n: int, first: int, name: str) -> System:
-            return System(name=name, acoustic="parallel", levels=n,
-                          sampling=StageSampling(parallel=ParallelSampling(iterations=(first, *later))))
+        def parallel(n: int, first: int, name: str, temperature: float | None = None) -> System:
+            settings = ParallelSampling(iterations=(first, *later))
+            if temperature is not None:
+                settings = replace(settings, first=replace(settings.first, temperature=temperature))
+            return System(name=name, acoustic="parallel", levels=n, sampling=StageSampling(parallel=settings))
 
         systems = [System(name=f"AR, {_levels(audiolm.num_levels)}", acoustic="ar")]
         systems += [parallel(n, args.iterations[0], f"parallel, {_levels(n)}") for n in levels]
         sweep = {args.iterations[0]: systems[-1]} if args.sweep_iterations else {}
         for first in sorted(set(args.sweep_iterations) - set(sweep)):
             sweep[first] = parallel(levels[-1], first, f"parallel, {_levels(levels[-1])}, level 1 in {first}")
+        default_temperature = ParallelSampling().first.temperature
+        temperatures = {t: parallel(levels[-1], args.iterations[0], f"parallel, {_levels(levels[-1])}, level 1 at temperature {t:g}", t)
+                        for t in sorted(set(args.sweep_temperature) - {default_temperature}, reverse=True)}
+        if args.sweep_temperature:
+            temperatures[default_temperature] = systems[-1]
         log("acoustic benchmark: continuation")
         continuation = evaluation.continuation(systems)
         log("acoustic benchmark: resynthesis")
         codec = {f"{n} levels": n for n in sorted({audiolm.num_levels, *levels})}
-        resynthesis = evaluation.intelligibility(systems + [s for s in sweep.values() if s not in systems], codec, wer=not args.no_asr)
+        extra = [s for s in [*sweep.values(), *temperatures.values()] if s not in systems]
+        resynthesis = evaluation.intelligibility(systems + extra, codec, wer=not args.no_asr)
         log("acoustic benchmark: token accuracy")
         tokens = evaluation.coarse_lm()
     if not resynthesis:
@@ -129,6 +152,9 @@ def measure(args: argparse.Namespace) -> dict:
                    "seconds_per_second": resynthesis["generation_seconds_per_second"][system.name],
                    "forward_passes_per_second": resynthesis["forward_passes_per_second"][system.name]}
                   for first, system in sorted(sweep.items())]
+    temperature_rows = [{"level_1_temperature": t, "levels": system.levels, "wer": wer.get(system.name),
+                         "resynthesis_similarity": resynthesis["resynthesis_speaker_similarity"][system.name]}
+                        for t, system in sorted(temperatures.items(), reverse=True)]
     accuracy = {label: tokens["systems"][name] for label, name in (("AR", "full (AR)"), ("parallel", "full (parallel)"))}
     return {"models": evaluation.results["models"], "manifest": evaluation.results["manifest"], "split": args.split,
             "iterations": list(args.iterations),
@@ -136,7 +162,7 @@ def measure(args: argparse.Namespace) -> dict:
             "prompts": continuation["prompts"], "prompt_seconds": args.prompt_seconds, "seconds": args.seconds, "seed": args.seed,
             "original_wer": wer.get("original"), "prompt_accuracy": continuation["speaker"]["prompt"]["accuracy"],
             "chance": continuation["speaker"]["prompt"]["chance"], "speakers": continuation["speaker"]["prompt"]["speakers"],
-            "systems": rows, "sweep": sweep_rows, "token_utterances": tokens["utterances"],
+            "systems": rows, "sweep": sweep_rows, "temperature_sweep": temperature_rows, "token_utterances": tokens["utterances"],
             "token_accuracy": {label: {"objective": row["objective"], "accuracy_per_level": row["accuracy_per_level"],
                                        "ce_per_level": row["ce_per_level"]} for label, row in accuracy.items()}}
 
@@ -192,6 +218,13 @@ def report(result: dict, command: str) -> str:
                   "s per generated s |", "|---|---|---|---|---|"]
         lines += [f"| {r['level_1_iterations']} | {_pct(r['wer'])} | {r['resynthesis_similarity']:.3f} | "
                   f"{r['forward_passes_per_second']:.1f} | {r['seconds_per_second']:.3f} |" for r in result["sweep"]]
+    if result.get("temperature_sweep"):
+        lines += ["", f"## Level-1 temperature\n\nResynthesis of the same utterances by the parallel stage at "
+                  f"{result['temperature_sweep'][0]['levels']} levels, level 1 drawn at the given temperature (0: greedy; the "
+                  "later levels greedy, as always).\n",
+                  "| level-1 temperature | resynthesis WER | similarity to original |", "|---|---|---|"]
+        lines += [f"| {r['level_1_temperature']:g} | {_pct(r['wer'])} | {r['resynthesis_similarity']:.3f} |"
+                  for r in result["temperature_sweep"]]
     return "\n".join(lines) + "\n"
 
 

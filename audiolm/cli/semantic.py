@@ -40,7 +40,8 @@ def cmd_semantic_fit_kmeans(args: argparse.Namespace) -> None:
     if args.k > args.max_frames:
         raise AudiolmError(f"-k: must be at most --max-frames, {args.max_frames} (got {args.k}): each cluster needs a frame")
     tokenizer = fit_from_manifest(args.encoder, args.layer, args.k, args.manifest, args.split or None, args.max_hours, args.max_frames,
-                                  seed=args.seed, progress=not args.quiet, interleave=args.interleave)
+                                  seed=args.seed, progress=not args.quiet, interleave=args.interleave,
+                                  whisper_windows=args.whisper_windows)
     tokenizer.save(args.output, dtype=torch.float16 if args.fp16 else None)
     supervised = getattr(tokenizer.encoder, "trained_with_transcripts", False)
     note = " (its teacher was trained with transcripts: not textless)" if supervised else ""
@@ -146,6 +147,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fp16", action="store_true", help="store the encoder weights as float16")
     p.add_argument("--interleave", type=whole("--interleave", 1, limits.MAX_INTERLEAVE), default=1,
                    help="frames at this multiple of the encoder's rate (2: a 25 Hz encoder run on two shifted copies gives 50 Hz)")
+    p.add_argument("--whisper-windows", choices=("full", "trimmed"), default="full",
+                   help="whisper-base only: fit on 30 s windows (as `semantic tokenize` runs it) or on windows cut to each clip "
+                        "(as `semantic targets` runs it by default; far faster on short clips)")
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_semantic_fit_kmeans)

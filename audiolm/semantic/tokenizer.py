@@ -275,11 +275,15 @@ def expand_repeats(units: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 def fit_from_manifest(encoder: str, layer: int, k: int, manifest: str | Path, split: str | None = "train", max_hours: float | None = None,
                       max_frames: int = 200_000, iterations: int = 100, seed: int = 0, progress: bool = True,
-                      interleave: int = 1) -> SemanticTokenizer:
+                      interleave: int = 1, whisper_windows: str = "full") -> SemanticTokenizer:
     """`audiolm semantic fit-kmeans`: a tokenizer on `layer` of `encoder` (see `load_encoder`), fitted on a manifest's audio;
-    `interleave` > 1 multiplies the encoder's frame rate (`Interleaved`)."""
+    `interleave` > 1 multiplies the encoder's frame rate (`Interleaved`). For Whisper, `whisper_windows="trimmed"` fits on
+    each clip in a window cut to it (`WhisperEncoder.trimmed_features`), as `audiolm semantic targets` cuts them by
+    default: the centroids then fit the features the targets are made of, at a fraction of the cost on short clips."""
     from audiolm.data.datasets import AudioClips
 
+    if whisper_windows not in ("full", "trimmed"):
+        raise ValueError(f"whisper_windows must be full or trimmed, got {whisper_windows!r}")
     model = load_encoder(encoder)
     if interleave > 1:
         model = Interleaved(model, interleave)
@@ -287,4 +291,18 @@ def fit_from_manifest(encoder: str, layer: int, k: int, manifest: str | Path, sp
     audio = AudioClips(manifest, model.sample_rate, split, max_hours, progress)
     order = torch.randperm(len(audio), generator=torch.Generator().manual_seed(seed)).tolist()  # frames from many speakers
     clips = (torch.from_numpy(audio.clips[i].astype("float32") / 32767)[None, None] for i in order)
+    if whisper_windows == "trimmed" and isinstance(model, WhisperEncoder):
+        frames = layer_frames(_TrimmedWindows(model), layer, clips, max_frames, progress)
+        return tokenizer_from_frames(model, layer, frames, k, iterations, seed, progress)
     return fit_tokenizer(model, layer, clips, k, max_frames, iterations, seed, progress)
+
+
+class _TrimmedWindows:
+    """A Whisper encoder whose `layer_features` of one clip `[1, 1, L]` cuts its window to the clip (for fitting only)."""
+
+    def __init__(self, encoder: WhisperEncoder) -> None:
+        self.encoder = encoder
+
+    def layer_features(self, wav: torch.Tensor, layer: int) -> torch.Tensor:
+        assert wav.dim() == 3 and wav.shape[:2] == (1, 1), f"expected one clip [1, 1, L], got {tuple(wav.shape)}"
+        return self.encoder.trimmed_features([wav[0, 0]], layer)[0][None]  # [1, T, D]

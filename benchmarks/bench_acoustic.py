@@ -16,7 +16,9 @@ the same tokens and seeds:
     .venv/bin/python benchmarks/bench_acoustic.py --models models/speech --manifest data/speech/manifest.jsonl \\
         --utterances 16 --prompts 16 --levels 3,6,12 --iterations 16,1 --sweep-iterations 1,4,8,16
 
-The bundle needs both stages (coarse-lm/ and parallel-lm/); levels past the parallel stage's are left out. Whisper is
+The bundle needs the parallel stage (parallel-lm/); the AR coarse LM (coarse-lm/) is measured beside it where the
+bundle has one (the bundled speech models do not: runs/ar-bundle of scripts/campaign/detector.sh does); levels past
+the parallel stage's are left out. Whisper is
 base where installed, else tiny.en (--asr); --no-asr skips the word error rates. All measurements are `audiolm
 eval`'s own code (audiolm/eval/bundle_eval.py) run on these systems. Writes benchmarks/results/acoustic.md and
 acoustic.json (--out names the pair).
@@ -65,7 +67,8 @@ def _levels(n: int) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="speech", help="bundle folder with both acoustic stages (default: the bundled speech models)")
+    parser.add_argument("--models", default="speech", help="bundle folder with the parallel stage, and the AR one if it has it "
+                        "(default: the bundled speech models)")
     parser.add_argument("--manifest", default="data/speech/manifest.jsonl", help="corpus manifest with held-out speakers and transcripts")
     parser.add_argument("--split", default="test", help="the held-out split")
     parser.add_argument("--utterances", type=int, default=16, help="held-out utterances to resynthesize")
@@ -101,8 +104,8 @@ def measure(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as scratch:  # the evaluation's report folder: nothing is written there without examples
         evaluation = BundleEvaluation(args.models, args.manifest, scratch, config, progress=not args.quiet, log=log)
         audiolm = evaluation.audiolm
-        if audiolm.coarse is None or audiolm.parallel is None:
-            raise AudiolmError(f"{args.models}: the benchmark needs both acoustic stages (coarse-lm/ and parallel-lm/)")
+        if audiolm.parallel is None:
+            raise AudiolmError(f"{args.models}: the benchmark needs the parallel acoustic stage (parallel-lm/)")
         levels = sorted({n for n in args.levels if n <= audiolm.parallel_levels}) or [audiolm.parallel_levels]
         later = args.iterations[1:] or args.iterations[:1]
 
@@ -112,7 +115,7 @@ def measure(args: argparse.Namespace) -> dict:
                 settings = replace(settings, first=replace(settings.first, temperature=temperature))
             return System(name=name, acoustic="parallel", levels=n, sampling=StageSampling(parallel=settings))
 
-        systems = [System(name=f"AR, {_levels(audiolm.num_levels)}", acoustic="ar")]
+        systems = [System(name=f"AR, {_levels(audiolm.num_levels)}", acoustic="ar")] if audiolm.coarse is not None else []
         systems += [parallel(n, args.iterations[0], f"parallel, {_levels(n)}") for n in levels]
         sweep = {args.iterations[0]: systems[-1]} if args.sweep_iterations else {}
         for first in sorted(set(args.sweep_iterations) - set(sweep)):
@@ -125,7 +128,7 @@ def measure(args: argparse.Namespace) -> dict:
         log("acoustic benchmark: continuation")
         continuation = evaluation.continuation(systems)
         log("acoustic benchmark: resynthesis")
-        codec = {f"{n} levels": n for n in sorted({audiolm.num_levels, *levels})}
+        codec = {f"{n} levels": n for n in sorted({audiolm.num_levels, *levels} - {0})}
         extra = [s for s in [*sweep.values(), *temperatures.values()] if s not in systems]
         resynthesis = evaluation.intelligibility(systems + extra, codec, wer=not args.no_asr)
         log("acoustic benchmark: token accuracy")
@@ -154,7 +157,8 @@ def measure(args: argparse.Namespace) -> dict:
     temperature_rows = [{"level_1_temperature": t, "levels": system.levels, "wer": wer.get(system.name),
                          "resynthesis_similarity": resynthesis["resynthesis_speaker_similarity"][system.name]}
                         for t, system in sorted(temperatures.items(), reverse=True)]
-    accuracy = {label: tokens["systems"][name] for label, name in (("AR", "full (AR)"), ("parallel", "full (parallel)"))}
+    full = {row["acoustic"]: row for row in tokens["systems"].values() if not row["acoustic_only"]}  # each stage's full model
+    accuracy = {label: full[acoustic] for label, acoustic in (("AR", "ar"), ("parallel", "parallel")) if acoustic in full}
     return {"models": evaluation.results["models"], "manifest": evaluation.results["manifest"], "split": args.split,
             "iterations": list(args.iterations),
             "asr": None if args.no_asr else f"Whisper {config.asr}", "utterances": resynthesis["utterances"],

@@ -36,6 +36,7 @@ from audiolm.semantic.interleave import Interleaved
 from audiolm.semantic.kmeans import assign, fit_kmeans
 from audiolm.semantic.ssl import SSLConfig, SSLEncoder
 from audiolm.semantic.whisper import MODELS as WHISPER_MODELS
+from audiolm.semantic.whisper import WINDOWS as WHISPER_WINDOWS
 from audiolm.semantic.whisper import WhisperEncoder
 
 
@@ -47,8 +48,9 @@ def encoder_spec(encoder: FeatureEncoder) -> dict:
         return {"kind": "ssl", "config": asdict(encoder.config)}
     if isinstance(encoder, MFCCEncoder):
         return {"kind": "mfcc", "hop_length": encoder.hop_length, "stack": encoder.stack}
-    if isinstance(encoder, WhisperEncoder):
-        return {"kind": "whisper", "model": encoder.model, "trained_with_transcripts": True}
+    if isinstance(encoder, WhisperEncoder):  # "windows" only where trimmed: full-window tokenizers keep their fingerprints
+        trimmed = {"windows": "trimmed"} if encoder.windows == "trimmed" else {}
+        return {"kind": "whisper", "model": encoder.model, **trimmed, "trained_with_transcripts": True}
     path = getattr(encoder, "path", None)
     if path is not None:
         return {"kind": "hf", "path": str(Path(path).resolve())}
@@ -75,7 +77,9 @@ def build_encoder(spec: dict, layer: int, where: str = "") -> FeatureEncoder:
     if kind == "whisper":
         if spec.get("model") not in WHISPER_MODELS:
             raise ValueError(f"whisper needs a model in {', '.join(WHISPER_MODELS)}, got {spec.get('model')!r}")
-        return WhisperEncoder(spec["model"])
+        if spec.get("windows", "full") not in WHISPER_WINDOWS:
+            raise ValueError(f"whisper windows must be one of {', '.join(WHISPER_WINDOWS)}, got {spec.get('windows')!r}")
+        return WhisperEncoder(spec["model"], windows=spec.get("windows", "full"))
     raise ValueError(f"unknown encoder kind {kind!r}")
 
 
@@ -279,7 +283,9 @@ def fit_from_manifest(encoder: str, layer: int, k: int, manifest: str | Path, sp
     """`audiolm semantic fit-kmeans`: a tokenizer on `layer` of `encoder` (see `load_encoder`), fitted on a manifest's audio;
     `interleave` > 1 multiplies the encoder's frame rate (`Interleaved`). For Whisper, `whisper_windows="trimmed"` fits on
     each clip in a window cut to it (`WhisperEncoder.trimmed_features`), as `audiolm semantic targets` cuts them by
-    default: the centroids then fit the features the targets are made of, at a fraction of the cost on short clips."""
+    default: the centroids then fit the features the targets are made of, at a fraction of the cost on short clips, and
+    the tokenizer reads every clip that way (its encoder description says `"windows": "trimmed"`), so the ids it gives
+    when tokenizing a corpus or a prompt are those of the targets."""
     from audiolm.data.datasets import AudioClips
 
     if whisper_windows not in ("full", "trimmed"):
@@ -292,17 +298,5 @@ def fit_from_manifest(encoder: str, layer: int, k: int, manifest: str | Path, sp
     order = torch.randperm(len(audio), generator=torch.Generator().manual_seed(seed)).tolist()  # frames from many speakers
     clips = (torch.from_numpy(audio.clips[i].astype("float32") / 32767)[None, None] for i in order)
     if whisper_windows == "trimmed" and isinstance(model, WhisperEncoder):
-        frames = layer_frames(_TrimmedWindows(model), layer, clips, max_frames, progress)
-        return tokenizer_from_frames(model, layer, frames, k, iterations, seed, progress)
+        model.windows = "trimmed"
     return fit_tokenizer(model, layer, clips, k, max_frames, iterations, seed, progress)
-
-
-class _TrimmedWindows:
-    """A Whisper encoder whose `layer_features` of one clip `[1, 1, L]` cuts its window to the clip (for fitting only)."""
-
-    def __init__(self, encoder: WhisperEncoder) -> None:
-        self.encoder = encoder
-
-    def layer_features(self, wav: torch.Tensor, layer: int) -> torch.Tensor:
-        assert wav.dim() == 3 and wav.shape[:2] == (1, 1), f"expected one clip [1, 1, L], got {tuple(wav.shape)}"
-        return self.encoder.trimmed_features([wav[0, 0]], layer)[0][None]  # [1, T, D]

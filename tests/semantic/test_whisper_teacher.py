@@ -5,12 +5,14 @@ fast paths for many short clips (trimmed and packed windows) and precomputed tar
 import json
 
 import pytest
+import soundfile as sf
 import torch
 
 from audiolm.cli.main import main
 from audiolm.errors import FileError
 from audiolm.semantic import whisper
 from audiolm.semantic.encoder import check_layer
+from audiolm.semantic.kmeans import assign
 from audiolm.semantic.tokenizer import SemanticTokenizer, encoder_spec, fit_tokenizer, load_encoder
 from tests.helpers_codec import tone_manifest
 
@@ -100,8 +102,19 @@ def test_fit_kmeans_on_trimmed_windows_fits_the_features_targets_are_made_of(tmp
     capsys.readouterr()
     trimmed, full = SemanticTokenizer.load(tmp_path / "trimmed"), SemanticTokenizer.load(tmp_path / "full")
     assert trimmed.codebook_size == full.codebook_size == 3 and trimmed.frame_rate == full.frame_rate == 50
-    assert encoder_spec(trimmed.encoder) == encoder_spec(full.encoder)  # the same teacher, referenced by name
+    # the same teacher, referenced by name, read in windows cut to each clip: so are the ids it gives everywhere
+    assert encoder_spec(trimmed.encoder) == {**encoder_spec(full.encoder), "windows": "trimmed"}
+    assert "windows" not in encoder_spec(full.encoder)  # full-window tokenizers keep their descriptions and fingerprints
+    assert trimmed.fingerprint() != full.fingerprint()
     assert not torch.equal(trimmed.mean, full.mean)  # statistics of other features: those of windows cut to each clip
+    clip = torch.from_numpy(sf.read(tmp_path / "tones" / "tone0.wav", dtype="float32")[0])
+    expected = assign((trimmed.encoder.trimmed_features([clip], 6)[0] - trimmed.mean) / trimmed.std, trimmed.centroids)
+    assert torch.equal(trimmed(clip[None, None])[0], expected)
+    config = json.loads((tmp_path / "trimmed" / "config.json").read_text())
+    config["encoder"]["windows"] = "packed"
+    (tmp_path / "trimmed" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FileError, match="windows"):
+        SemanticTokenizer.load(tmp_path / "trimmed")
 
 
 def test_trimmed_and_packed_windows_keep_each_clips_frames(encoder):

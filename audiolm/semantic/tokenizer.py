@@ -288,8 +288,8 @@ def fit_from_manifest(encoder: str, layer: int, k: int, manifest: str | Path, sp
     when tokenizing a corpus or a prompt are those of the targets."""
     from audiolm.data.datasets import AudioClips
 
-    if whisper_windows not in ("full", "trimmed"):
-        raise ValueError(f"whisper_windows must be full or trimmed, got {whisper_windows!r}")
+    if whisper_windows not in WHISPER_WINDOWS:
+        raise ValueError(f"whisper_windows must be one of {', '.join(WHISPER_WINDOWS)}, got {whisper_windows!r}")
     model = load_encoder(encoder)
     if interleave > 1:
         model = Interleaved(model, interleave)

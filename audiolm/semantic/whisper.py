@@ -120,17 +120,15 @@ class WhisperEncoder:
         """`wav [B, 1, L]` at 16 kHz -> the encoder's output `[B, T, 512]`, T = ceil(L / 320); only `layer` = 6."""
         self._check(layer)
         assert wav.dim() == 3 and wav.shape[1] == 1, f"expected wav [B, 1, L], got {tuple(wav.shape)}"
-        L = wav.shape[-1]
-        assert L > 0, "expected at least one sample"
-        frames = -(-L // HOP_LENGTH)
-        if self.windows == "trimmed":
-            return torch.stack(self.trimmed_features(list(wav[:, 0]), layer)).to(wav.device)  # [B, T, D]
-        clips = wav[:, 0].detach().float().cpu().numpy()
-        features = []
-        for clip in clips:  # one at a time: a clip's log-mel range, so its features, must not depend on the batch
-            out = self._encode(self._windows(clip))  # [N, 1500, D]
-            features.append(out.reshape(-1, out.shape[-1])[:frames])  # [T, D]
-        return torch.from_numpy(np.stack(features)).to(wav.device)  # [B, T, D]
+        assert wav.shape[-1] > 0, "expected at least one sample"
+        clips = list(wav[:, 0])  # one at a time: a clip's log-mel range, so its features, must not depend on the batch
+        features = self.trimmed_features(clips, layer) if self.windows == "trimmed" else [self._full(clip) for clip in clips]
+        return torch.stack(features).to(wav.device)  # [B, T, D]
+
+    def _full(self, clip: torch.Tensor) -> torch.Tensor:
+        """One clip `[L]` in whole 30 s windows -> the encoder's output `[T, 512]` on the CPU, T = ceil(L / 320)."""
+        out = self._encode(self._windows(clip.detach().float().cpu().numpy()))  # [N, 1500, D]
+        return torch.from_numpy(out.reshape(-1, out.shape[-1])[: -(-clip.shape[0] // HOP_LENGTH)])  # [T, D]
 
     def _segment(self, clip: np.ndarray, frames: int) -> tuple[np.ndarray, float]:
         """The first `2 * frames` log-mel frames `[80, 2 * frames]` of `clip` `[L]` alone in its window (equal to what
@@ -159,7 +157,7 @@ class WhisperEncoder:
             assert clip.dim() == 1 and clip.shape[0] > 0, f"expected clips [L], got {tuple(clip.shape)}"
             frames = -(-clip.shape[0] // HOP_LENGTH)
             if frames + tail > WINDOW // HOP_LENGTH:
-                out.append(self.layer_features(clip[None, None], layer)[0])
+                out.append(self._full(clip))
                 continue
             mel, _ = self._segment(clip.detach().float().cpu().numpy(), frames + tail)  # [80, 2 * (frames + tail)]
             out.append(torch.from_numpy(self._encode(mel[None])[0, :frames]))  # [T, D]
@@ -191,7 +189,7 @@ class WhisperEncoder:
             wav = clip.detach().float().cpu().numpy()
             frames = -(-len(wav) // HOP_LENGTH)
             if frames + gap > per_window:  # longer than a window: alone, as `layer_features`
-                out[i] = self.layer_features(clip[None, None], layer)[0]
+                out[i] = self._full(clip)
                 continue
             segment, silence = self._segment(wav, frames + gap)  # [80, 2 * (frames + gap)]
             if used + frames + gap > per_window:  # a new window

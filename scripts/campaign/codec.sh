@@ -7,13 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${RUN:-runs/codec-gan}
 MINUTES=${MINUTES:-60}
-MIX=${MIX:-data/mix-codec/manifest.jsonl}
 A=(nice -n 19 .venv/bin/audiolm)
-if [ ! -f "$MIX" ]; then  # the bundled codec's corpus beside recorded voice acting (and Kokoro where built)
-    sources=(--source data/speech/manifest.jsonl:1.0 --source data/real/manifest.jsonl:1.0)
-    [ -f data/kokoro/manifest.jsonl ] && sources+=(--source data/kokoro/manifest.jsonl:1.0)
-    "${A[@]}" data mix "${sources[@]}" -o "$MIX"
-fi
+source scripts/campaign/codec_mix.sh
 "${A[@]}" codec train --config small --manifest "$MIX" -o "$RUN" --quiet init_from=models/speech/codec decoder_only=true \
     augment_p=0.6 disc_start_step=0 codec_optimizer.lr=0.0002 train.steps=10000 train.warmup_steps=100 \
     train.valid_every=500 train.save_every=250 train.num_threads=1 "train.stop_after_minutes=$MINUTES" "$@"

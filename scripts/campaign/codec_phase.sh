@@ -11,13 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN=${RUN:-runs/codec-phase}
 MINUTES=${MINUTES:-60}
-MIX=${MIX:-data/mix-codec/manifest.jsonl}
 A=(nice -n 19 .venv/bin/audiolm)
-if [ ! -f "$MIX" ]; then
-    sources=(--source data/speech/manifest.jsonl:1.0 --source data/real/manifest.jsonl:1.0)
-    [ -f data/kokoro/manifest.jsonl ] && sources+=(--source data/kokoro/manifest.jsonl:1.0)
-    "${A[@]}" data mix "${sources[@]}" -o "$MIX"
-fi
+source scripts/campaign/codec_mix.sh
 "${A[@]}" codec train --config small --manifest "$MIX" -o "$RUN" --quiet model.encoder_phase=true losses.complex=50 \
     augment_p=0.3 disc_start_step=1000000 train.steps=20000 train.valid_every=500 train.save_every=250 \
     train.num_threads=1 "train.stop_after_minutes=$MINUTES" "$@"

@@ -44,6 +44,12 @@ def test_one_frame_per_320_samples_across_30_s_windows(encoder, samples):
     assert encoder.frame_rate == 50 and encoder.sample_rate == 16000 and encoder.num_layers == 6
 
 
+def test_a_trimmed_encoder_reads_a_clip_longer_than_a_window_as_a_full_one(encoder):
+    wav = 0.1 * torch.randn(1, 1, 496000, generator=torch.Generator().manual_seed(1))  # 31 s: past one window with its tail
+    trimmed = whisper.WhisperEncoder(windows="trimmed")
+    assert torch.equal(trimmed.layer_features(wav, 6), encoder.layer_features(wav, 6))
+
+
 def test_a_batch_of_two_equals_one_by_one_and_runs_are_deterministic(encoder):
     wav = torch.cat(_clips(2))  # [2, 1, 16000]
     batch = encoder.layer_features(wav, 6)

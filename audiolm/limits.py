@@ -20,6 +20,7 @@ MIN_PROMPT_SECONDS = 0.5  # a voice to keep needs some syllables: 25 codec frame
 MAX_PROMPT_SECONDS = 30.0  # a prompt is tokenized whole; the LMs look back one 4 s window, so more only costs time
 MAX_TEMPERATURE = 10.0  # at 10 the draw is already close to uniform over the vocabulary
 MAX_TOP_K = 65536  # token ids are uint16, so no vocabulary is larger (a loaded bundle's own vocabulary is checked too)
+MAX_GUIDANCE = 10.0  # classifier-free guidance weight of the parallel stage: past a few the draws leave speech
 MAX_PARALLEL_ITERATIONS = 256  # forward passes per level of the parallel stage: SoundStorm uses 16 for level 1, more buys nothing
 MAX_THREADS = 256  # CPU threads for one generation: more than any machine here has cores
 MAX_SEED = 2**32 - 1  # random, numpy and torch all take a 32-bit seed

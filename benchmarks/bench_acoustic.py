@@ -11,7 +11,9 @@ the same tokens and seeds:
 - cost on one CPU thread: seconds and the acoustic stage's forward passes per generated second;
 - with --sweep-iterations, level 1's iterations (the later levels' as --iterations says) against resynthesis WER,
   speaker similarity and speed, at the most levels measured;
-- with --sweep-temperature, level 1's sampling temperature (0: greedy; later levels stay greedy) likewise.
+- with --sweep-temperature, level 1's sampling temperature (0: greedy; later levels stay greedy) likewise;
+- with --guidance, the parallel stage at the most levels measured again with level 1 guided by the acoustic-only stage
+  (classifier-free guidance, generation/maskgit.py `guided`) at each weight given: every measure above.
 
     .venv/bin/python benchmarks/bench_acoustic.py --models models/speech --manifest data/speech/manifest.jsonl \\
         --utterances 16 --prompts 16 --levels 3,6,12 --iterations 16,1 --sweep-iterations 1,4,8,16
@@ -61,6 +63,11 @@ def _temperatures(text: str) -> tuple[float, ...]:
     return _numbers(text, float, 0, "temperatures of 0 or more")
 
 
+def _weights(text: str) -> tuple[float, ...]:
+    """"1,2" -> (1.0, 2.0): guidance weights, 0 or more."""
+    return _numbers(text, float, 0, "guidance weights of 0 or more")
+
+
 def _levels(n: int) -> str:
     return f"{n} level" + ("s" if n > 1 else "")
 
@@ -81,6 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sweep-iterations", type=_counts, default=(), help="level-1 iterations to sweep, e.g. 1,4,8,16")
     parser.add_argument("--sweep-temperature", type=_temperatures, default=(),
                         help="level-1 sampling temperatures to sweep, e.g. 0.8,0.4,0 (the default is 0.8)")
+    parser.add_argument("--guidance", type=_weights, default=(),
+                        help="classifier-free guidance weights to measure as more systems, e.g. 1,2 (needs parallel-acoustic-lm/)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--asr", choices=("tiny.en", "base"), help="Whisper model (default: base where installed, else tiny.en)")
     parser.add_argument("--no-asr", action="store_true", help="no word error rates (no Whisper)")
@@ -109,22 +118,27 @@ def measure(args: argparse.Namespace) -> dict:
         levels = sorted({n for n in args.levels if n <= audiolm.parallel_levels}) or [audiolm.parallel_levels]
         later = args.iterations[1:] or args.iterations[:1]
 
-        def parallel(n: int, first: int, name: str, temperature: float | None = None) -> System:
-            settings = ParallelSampling(iterations=(first, *later))
+        def parallel(n: int, first: int, name: str, temperature: float | None = None, guidance: float = 0.0) -> System:
+            settings = ParallelSampling(iterations=(first, *later), guidance=guidance)
             if temperature is not None:
                 settings = replace(settings, first=replace(settings.first, temperature=temperature))
             return System(name=name, acoustic="parallel", levels=n, sampling=StageSampling(parallel=settings))
 
         systems = [System(name=f"AR, {_levels(audiolm.num_levels)}", acoustic="ar")] if audiolm.coarse is not None else []
         systems += [parallel(n, args.iterations[0], f"parallel, {_levels(n)}") for n in levels]
-        sweep = {args.iterations[0]: systems[-1]} if args.sweep_iterations else {}
+        plain = systems[-1]  # the parallel stage at the most levels, unguided: the sweeps' reference
+        if args.guidance and audiolm.parallel_acoustic is None:
+            raise AudiolmError(f"{args.models}: --guidance needs the acoustic-only parallel stage (parallel-acoustic-lm/)")
+        systems += [parallel(levels[-1], args.iterations[0], f"parallel, {_levels(levels[-1])}, guidance {w:g}", guidance=w)
+                    for w in sorted(set(args.guidance) - {0.0})]
+        sweep = {args.iterations[0]: plain} if args.sweep_iterations else {}
         for first in sorted(set(args.sweep_iterations) - set(sweep)):
             sweep[first] = parallel(levels[-1], first, f"parallel, {_levels(levels[-1])}, level 1 in {first}")
         default_temperature = ParallelSampling().first.temperature
         temperatures = {t: parallel(levels[-1], args.iterations[0], f"parallel, {_levels(levels[-1])}, level 1 at temperature {t:g}", t)
                         for t in sorted(set(args.sweep_temperature) - {default_temperature}, reverse=True)}
         if args.sweep_temperature:
-            temperatures[default_temperature] = systems[-1]
+            temperatures[default_temperature] = plain
         log("acoustic benchmark: continuation")
         continuation = evaluation.continuation(systems)
         log("acoustic benchmark: resynthesis")
@@ -142,6 +156,7 @@ def measure(args: argparse.Namespace) -> dict:
         speaker = continuation["speaker"][system.name]
         rows.append({"system": system.name, "acoustic": system.acoustic, "levels": n,
                      "iterations": list(system.sampling.parallel.iterations) if system.sampling else None,
+                     "guidance": system.sampling.parallel.guidance if system.sampling else None,
                      "wer": wer.get(system.name), "codec_wer": wer.get(f"codec, {n} levels"),
                      "resynthesis_similarity": resynthesis["resynthesis_speaker_similarity"][system.name],
                      "continuation_accuracy": speaker["accuracy"], "continuation_similarity_own": speaker["similarity_own"],

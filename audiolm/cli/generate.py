@@ -10,7 +10,7 @@ from audiolm.cli.args import check_audio_files, number, seconds, seed, whole, wh
 
 def build_sampling(args: argparse.Namespace, audiolm):
     """The per-stage sampling of the options in `args` (`{stage}_temperature`, `top_k`, `top_p`, `iterations`,
-    `parallel_temperature`; None for a default) for `audiolm`'s vocabularies. Shared with `audiolm serve`."""
+    `parallel_temperature`, `guidance`; None for a default) for `audiolm`'s vocabularies. Shared with `audiolm serve`."""
     from audiolm.generation.maskgit import ParallelSampling
     from audiolm.generation.pipeline import StageSampling
     from audiolm.generation.sampling import Sampling
@@ -26,8 +26,9 @@ def build_sampling(args: argparse.Namespace, audiolm):
         setattr(sampling, stage, Sampling(temperature=temperature, top_k=top_k, top_p=args.top_p))
     first = sampling.parallel.first.temperature if args.parallel_temperature is None else args.parallel_temperature
     top_k = min(args.top_k, vocabularies["coarse"])
+    guidance = sampling.parallel.guidance if getattr(args, "guidance", None) is None else args.guidance
     sampling.parallel = ParallelSampling(iterations=args.iterations or sampling.parallel.iterations,
-                                         first=Sampling(temperature=first, top_k=top_k, top_p=args.top_p))
+                                         first=Sampling(temperature=first, top_k=top_k, top_p=args.top_p), guidance=guidance)
     return sampling
 
 
@@ -142,6 +143,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        help="parallel stage: forward passes per level, the last standing for later levels (default 16,1)")
         p.add_argument("--parallel-temperature", type=number("--parallel-temperature", 0.0, limits.MAX_TEMPERATURE),
                        help="parallel stage: level 1's sampling temperature (default 0.8; later levels are greedy)")
+        p.add_argument("--guidance", type=number("--guidance", 0.0, limits.MAX_GUIDANCE), metavar="W",
+                       help="parallel stage: classifier-free guidance of level 1 against the acoustic-only stage "
+                            "(parallel-acoustic-lm/): log p + W (log p - log p_acoustic_only); default 0: none")
         p.add_argument("--threads", type=whole("--threads", 1, limits.MAX_THREADS),
                        help="CPU threads (default: PyTorch's, one per core; on a busy machine 1 is often faster)")
         p.add_argument("--plot", metavar="PNG", help="also draw spectrograms of the prompt and the result")

@@ -35,12 +35,16 @@ class ParallelSampling:
     rest: Sampling = field(default_factory=lambda: Sampling(temperature=0.0))  # the later levels' (SoundStorm: greedy)
     choice_temperature: float = 1.0  # Gumbel noise on the confidences that rank the draws (0: by confidence alone)
     overlap: float = 0.25  # share of a window that known frames fill when the output runs past a window (1 s of 4)
+    guidance: float = 0.0  # classifier-free guidance weight w against the acoustic-only stage (0: none; see `guided`)
+    guidance_levels: int = 1  # the levels guided (from level 1; the later ones are read off the finished levels below)
 
     def __post_init__(self) -> None:
         if not self.iterations or any(type(n) is not int or n < 1 for n in self.iterations):
             raise ValueError(f"iterations must be one or more positive whole numbers, got {self.iterations!r}")
         if self.choice_temperature < 0 or not 0 <= self.overlap < 1:
             raise ValueError("choice_temperature must be >= 0 and overlap in [0, 1)")
+        if self.guidance < 0 or type(self.guidance_levels) is not int or self.guidance_levels < 0:
+            raise ValueError("guidance must be >= 0 and guidance_levels a whole number >= 0")
 
     def level_iterations(self, level: int) -> int:
         return self.iterations[min(level, len(self.iterations) - 1)]
@@ -62,13 +66,26 @@ def unmasking_schedule(frames: int, iterations: int) -> list[int]:
     return [b - a for b, a in zip(before, left)]
 
 
+Unconditional = tuple[Transformer, StageSpec]  # the acoustic-only stage (no semantic ids), for guidance
+
+
+def guided(conditional: torch.Tensor, unconditional: torch.Tensor, weight: float) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022) with a separately trained unconditional model, as in contrastive
+    decoding: logits `[..., C]` of the stage given the semantic ids and of the acoustic-only stage ->
+    log p_c + w (log p_c - log p_u) (unnormalised log-probabilities): codes that the semantic ids make likelier than
+    the acoustic context alone does gain weight. w = 0 is the conditional stage itself."""
+    conditional, unconditional = conditional.log_softmax(-1), unconditional.log_softmax(-1)
+    return conditional + weight * (conditional - unconditional)
+
+
 @torch.inference_mode()
 def decode_window(model: Transformer, spec: StageSpec, semantic: torch.Tensor | None, codes: torch.Tensor, known: int,
                   sampling: ParallelSampling, generator: torch.Generator | None = None, num_levels: int | None = None,
-                  stats: ParallelStats | None = None) -> torch.Tensor:
+                  stats: ParallelStats | None = None, unconditional: Unconditional | None = None) -> torch.Tensor:
     """Fill frames known.. of one window: `codes [B, Q, W]` (frames 0..known-1 known at every level), semantic ids
     `[B, >= W / ratio]` aligned with the window (or None) -> codes `[B, Q, W]` with levels 0..num_levels-1 filled
-    (the rest MASK after `known`)."""
+    (the rest MASK after `known`). With `unconditional` (the acoustic-only stage) and `sampling.guidance` > 0, the
+    first `guidance_levels` levels draw from the guided distribution (`guided`)."""
     B, Q, W = codes.shape
     num_levels = Q if num_levels is None else num_levels
     codes = codes.clone()
@@ -82,8 +99,14 @@ def decode_window(model: Transformer, spec: StageSpec, semantic: torch.Tensor | 
                 continue
             hidden = model.features(frame_ids(spec, codes, semantic))[:, known:]  # [B, W - known, D]
             logits = level_logits(model, spec, hidden, level).float()  # [B, F, C]
+            passes = 1
+            if unconditional is not None and sampling.guidance > 0 and level < sampling.guidance_levels:
+                free, free_spec = unconditional
+                free_hidden = free.features(frame_ids(free_spec, codes, None))[:, known:]
+                logits = guided(logits, level_logits(free, free_spec, free_hidden, level).float(), sampling.guidance)
+                passes = 2
             if stats is not None:
-                stats.forward_passes += 1
+                stats.forward_passes += passes
             drawn = sample(logits.flatten(0, 1), level_sampling, generator).view(B, frames)  # [B, F]
             current = codes[:, level, known:]  # [B, F]
             still = current == mask_code(spec)
@@ -104,17 +127,23 @@ def decode_window(model: Transformer, spec: StageSpec, semantic: torch.Tensor | 
 @torch.inference_mode()
 def generate_parallel(model: Transformer, spec: StageSpec, semantic: torch.Tensor | None, prompt: torch.Tensor, num_frames: int,
                       sampling: ParallelSampling | None = None, generator: torch.Generator | None = None,
-                      num_levels: int | None = None, stats: ParallelStats | None = None) -> torch.Tensor:
+                      num_levels: int | None = None, stats: ParallelStats | None = None,
+                      unconditional: Unconditional | None = None) -> torch.Tensor:
     """Codes `[B, Q, num_frames]` that start with `prompt [B, Q, P]` (P may be 0), conditioned on semantic ids
     `[B, >= num_frames / ratio]` (None for the acoustic-only stage); with `num_levels`, only levels 0..num_levels-1
     are decoded (`[B, num_levels, num_frames]`; a window then reads the previous windows' frames with their later
-    levels masked, which training never shows: prompts there are whole)."""
+    levels masked, which training never shows: prompts there are whole). `unconditional`, the acoustic-only stage,
+    guides the draws where `sampling.guidance` > 0 (`guided`)."""
     sampling = sampling or ParallelSampling()
     B, Q, P = prompt.shape
     assert Q == spec.target_levels and spec.stage == "parallel", f"the parallel stage takes prompt codes [B, {spec.target_levels}, P]"
     assert spec.use_semantic == (semantic is not None), "the parallel stage takes semantic ids iff use_semantic"
     num_levels = Q if num_levels is None else num_levels
     assert 1 <= num_levels <= Q and num_frames >= P, "need 1..Q levels and num_frames >= the prompt's frames"
+    if unconditional is not None:
+        free = unconditional[1]
+        assert not free.use_semantic and (free.target_levels, free.codebook_size, free.ratio, free.window_frames) == \
+            (spec.target_levels, spec.codebook_size, spec.ratio, spec.window_frames), "guidance needs the stage's acoustic-only twin"
     if semantic is not None and semantic.shape[1] * spec.ratio < num_frames:
         raise ValueError(f"{num_frames} frames need {-(-num_frames // spec.ratio)} semantic ids, got {semantic.shape[1]}")
     window, ratio = spec.window_frames, spec.ratio  # the window: a whole number of semantic frames
@@ -128,7 +157,7 @@ def generate_parallel(model: Transformer, spec: StageSpec, semantic: torch.Tenso
         end = min(start + window, total)
         condition = None if semantic is None else semantic[:, start // ratio: -(-end // ratio)]
         codes[:, :, start:end] = decode_window(model, spec, condition, codes[:, :, start:end], done - start, sampling, generator,
-                                               num_levels, stats)
+                                               num_levels, stats, unconditional)
         if stats is not None:
             stats.windows += 1
         done = end

@@ -178,6 +178,7 @@ class AudioLM:
             limits.check_number(f"parallel temperature ({name})", s.temperature, 0.0, limits.MAX_TEMPERATURE)
         for n in sampling.parallel.iterations:
             limits.check_count("parallel iterations", n, 1, limits.MAX_PARALLEL_ITERATIONS)
+        limits.check_number("parallel guidance", sampling.parallel.guidance, 0.0, limits.MAX_GUIDANCE)
         if wav is not None:
             length = wav.shape[-1] / self.sample_rate
             if length > max_seconds + 1 / self.codec.frame_rate:  # a resampled cut may end a sample or two late
@@ -238,10 +239,15 @@ class AudioLM:
         """All `levels` of `frames` acoustic frames from the parallel stage (or its acoustic-only baseline), after the
         prompt's codes `[1, Q, P]` (every level of the stage; P may be 0)."""
         stage = self.parallel_acoustic if acoustic_only else self.parallel
+        unconditional = None
+        if sampling.parallel.guidance > 0 and not acoustic_only:
+            if self.parallel_acoustic is None:
+                raise AudiolmError("guidance needs the acoustic-only parallel stage (parallel-acoustic-lm/), which this bundle lacks")
+            unconditional = (self.parallel_acoustic.model, self.parallel_acoustic.spec)
         stats = ParallelStats()
         began = time.perf_counter()
         codes = generate_parallel(stage.model, stage.spec, None if acoustic_only else semantic, prompt, frames, sampling.parallel,
-                                  generator, num_levels=levels, stats=stats)
+                                  generator, num_levels=levels, stats=stats, unconditional=unconditional)
         timings["parallel"] = time.perf_counter() - began
         return self._decode(semantic, codes, timings, prompt.shape[2], "parallel", stats.forward_passes)
 

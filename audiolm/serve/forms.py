@@ -148,6 +148,8 @@ def sampling_fields() -> list[Field]:
         Field("iterations", "parallel stage: forward passes per level, comma-separated (default 16,1)", {"type": "string"},
               cli_args.whole_list("iterations", 1, limits.MAX_PARALLEL_ITERATIONS)),
         number("parallel_temperature", 0.0, limits.MAX_TEMPERATURE, "parallel stage: level 1's temperature (default 0.8)"),
+        number("guidance", 0.0, limits.MAX_GUIDANCE, "parallel stage: classifier-free guidance weight against the acoustic-only "
+               "stage (0: none)"),
     ]
 
 

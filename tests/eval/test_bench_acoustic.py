@@ -64,6 +64,17 @@ def test_the_temperature_sweep_scores_each_level_1_temperature(corpus, tmp_path)
     assert "## Level-1 temperature" in (tmp_path / "t.md").read_text()
 
 
+def test_guidance_adds_systems_measured_like_the_others(corpus, tmp_path):
+    bundle, manifest = corpus
+    result = _run(bundle, manifest, tmp_path / "g", "--no-asr", "--levels", "2", "--iterations", "2,1", "--guidance", "0,1.5")
+    rows = {r["system"]: r for r in result["systems"]}
+    assert list(rows) == ["AR, 4 levels", "parallel, 2 levels", "parallel, 2 levels, guidance 1.5"]  # 0: the plain stage
+    plain, guided = rows["parallel, 2 levels"], rows["parallel, 2 levels, guidance 1.5"]
+    assert plain["guidance"] == 0.0 and guided["guidance"] == 1.5
+    assert guided["forward_passes_per_second"] > plain["forward_passes_per_second"]  # level 1 runs the baseline too
+    assert 0 <= guided["continuation_accuracy"] <= 1 and "| parallel, 2 levels, guidance 1.5 | 2 |" in (tmp_path / "g.md").read_text()
+
+
 def test_the_benchmark_is_seeded_and_runs_without_asr(corpus, tmp_path):
     bundle, manifest = corpus
     first, second = (_run(bundle, manifest, tmp_path / name, "--no-asr") for name in ("a", "b"))

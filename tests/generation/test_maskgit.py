@@ -1,10 +1,12 @@
 """Decoding the parallel stage: the unmasking schedule, the prompt kept exactly, shapes and id ranges past the
-training window, seeded determinism, the forward passes the settings ask for."""
+training window, seeded determinism, the forward passes the settings ask for, classifier-free guidance."""
+
+from dataclasses import replace
 
 import pytest
 import torch
 
-from audiolm.generation.maskgit import ParallelSampling, ParallelStats, decode_window, generate_parallel, unmasking_schedule
+from audiolm.generation.maskgit import ParallelSampling, ParallelStats, decode_window, generate_parallel, guided, unmasking_schedule
 from audiolm.generation.sampling import Sampling
 from audiolm.lm.model import build_model
 from audiolm.lm.parallel import frame_ids, level_logits, mask_code
@@ -85,3 +87,41 @@ def test_any_length_and_prompt_length_ends_with_whole_windows():
         out = generate_parallel(model, spec, semantic, codes[:, :, :prompt], num_frames, ParallelSampling(iterations=(2, 1)))
         assert out.shape == (1, 4, num_frames) and torch.equal(out[:, :, :prompt], codes[:, :, :prompt])
         assert int(out.max()) < 32
+
+
+def test_guidance_weighs_the_semantic_stage_against_the_acoustic_only_one():
+    conditional = torch.tensor([[2.0, 1.0, 0.0]])
+    unconditional = torch.tensor([[3.0, 0.0, 0.0]])
+    assert torch.allclose(guided(conditional, unconditional, 0.0), conditional.log_softmax(-1))  # w = 0: the stage itself
+    two = guided(conditional, unconditional, 2.0)
+    c, u = conditional.log_softmax(-1), unconditional.log_softmax(-1)
+    assert torch.allclose(two, 3 * c - 2 * u)
+    assert int(two.argmax()) == 1  # the code the semantic ids favour over the acoustic context alone wins
+
+
+def test_guided_decoding_costs_a_pass_of_the_acoustic_only_stage_per_guided_iteration():
+    model, spec = _stage()
+    free, free_spec = _stage(use_semantic=False)
+    semantic = torch.randint(0, 8, (2, 25), generator=torch.Generator().manual_seed(1))
+    empty = torch.zeros(2, 4, 0, dtype=torch.long)
+    plain, guided_stats = ParallelStats(), ParallelStats()
+    base = ParallelSampling(iterations=(4, 1), first=Sampling(temperature=0.0), choice_temperature=0.0)
+    unguided = generate_parallel(model, spec, semantic, empty, 50, base, stats=plain, unconditional=(free, free_spec))
+    assert plain.forward_passes == 4 + 3  # guidance 0: the acoustic-only stage is never run
+    assert torch.equal(unguided, generate_parallel(model, spec, semantic, empty, 50, base))
+    strong = ParallelSampling(iterations=(4, 1), first=Sampling(temperature=0.0), choice_temperature=0.0, guidance=3.0)
+    codes = generate_parallel(model, spec, semantic, empty, 50, strong, stats=guided_stats, unconditional=(free, free_spec))
+    assert guided_stats.forward_passes == 2 * 4 + 3  # level 1 guided (guidance_levels=1), twice the passes
+    assert codes.shape == (2, 4, 50) and 0 <= int(codes.min()) and int(codes.max()) < 32
+    assert not torch.equal(codes[:, 0], unguided[:, 0])  # guidance changes level 1's draws
+    one_pass = replace(strong, iterations=(1,))
+    first = generate_parallel(model, spec, semantic, empty, 50, one_pass, num_levels=1, unconditional=(free, free_spec))
+    with torch.no_grad():
+        masked = torch.full((2, 4, 50), mask_code(spec))
+        c = level_logits(model, spec, model.features(frame_ids(spec, masked, semantic)), 0)
+        u = level_logits(free, free_spec, free.features(frame_ids(free_spec, masked, None)), 0)
+    assert torch.equal(first[:, 0], guided(c, u, 3.0).argmax(-1))  # one greedy guided pass: the guided argmax
+    with pytest.raises(AssertionError):
+        generate_parallel(model, spec, semantic, empty, 50, strong, unconditional=(model, spec))  # not acoustic-only
+    with pytest.raises(ValueError):
+        ParallelSampling(guidance=-1.0)

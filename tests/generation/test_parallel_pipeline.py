@@ -1,5 +1,5 @@
 """The parallel acoustic stage inside a bundle: `--acoustic parallel|ar`, every level decoded, the prompt's codes kept,
-levels, the acoustic-only baseline, the bundle's checks, and the CLI and bundle commands."""
+levels, the acoustic-only baseline and guidance by it, the bundle's checks, and the CLI and bundle commands."""
 
 import shutil
 
@@ -76,6 +76,26 @@ def test_the_acoustic_only_parallel_baseline_reads_no_semantic_ids(bundle):
     out = audiolm.continue_audio(prompt, 1.0, seed=0, acoustic_only=True)
     assert out.acoustic == "parallel" and out.seconds_per_stage["semantic"] == 0.0
     assert torch.equal(out.codes[:, :, : codes.shape[2]], codes) and torch.equal(out.semantic, ids)
+
+
+def test_guidance_runs_the_acoustic_only_stage_beside_and_needs_it(bundle, tmp_path, capsys):
+    audiolm = AudioLM.load(bundle)
+    plain = StageSampling(parallel=ParallelSampling(iterations=(4, 1)))
+    guided = StageSampling(parallel=ParallelSampling(iterations=(4, 1), guidance=2.0))
+    a, b = (audiolm.resynthesize(_prompt(), seed=0, sampling=s) for s in (plain, guided))
+    windows = a.forward_passes // (4 + 3)  # 4 levels: 4 passes for level 1, 1 for each later level
+    assert windows >= 1 and b.forward_passes - a.forward_passes == 4 * windows  # level 1's passes, again for the baseline
+    assert a.codes.shape == b.codes.shape and not torch.equal(a.codes[:, 0], b.codes[:, 0])
+    with pytest.raises(AudiolmError, match="guidance"):
+        audiolm.generate(1.0, sampling=StageSampling(parallel=ParallelSampling(guidance=11.0)))  # past limits.MAX_GUIDANCE
+    lacking = tmp_path / "no-baseline"
+    shutil.copytree(bundle, lacking, ignore=shutil.ignore_patterns("parallel-acoustic-lm"))
+    with pytest.raises(AudiolmError, match="guidance needs the acoustic-only parallel stage"):
+        AudioLM.load(lacking).generate(1.0, sampling=guided)
+    out = tmp_path / "g.wav"
+    assert main(["generate", "--models", str(bundle), "--seconds", "0.5", "-o", str(out), "--guidance", "1.5"]) == 0 and out.exists()
+    assert main(["generate", "--models", str(lacking), "--seconds", "0.5", "-o", str(out), "--guidance", "1"]) == 1
+    assert "guidance needs" in capsys.readouterr().err
 
 
 def test_a_bundle_with_only_the_parallel_stage_works_and_refuses_the_ar_stage(bundle, tmp_path):

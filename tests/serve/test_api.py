@@ -341,7 +341,7 @@ def test_bad_codes_are_422(client, tmp_path, capsys, folder):
     ({"models": "piano"}, "models: must be one of tiny (got 'piano')"),
     ({"colour": "blue"}, "unknown form field 'colour'; this endpoint takes audio, prompt, seconds, prompt_seconds, acoustic_only, seed, "
                          "semantic_temperature, coarse_temperature, fine_temperature, top_k, top_p, acoustic, levels, iterations, "
-                         "parallel_temperature, watermark, models"),
+                         "parallel_temperature, guidance, watermark, models"),
     ({"prompt": "nope.wav"}, "prompt: tiny has no bundled prompt 'nope.wav' (it has espeak-en-029-steph2-p70.wav, "
                              "espeak-en-gb-scotland-diogo-p70.wav)"),
 ])

@@ -12,6 +12,8 @@ the same tokens and seeds:
 - with --sweep-iterations, level 1's iterations (the later levels' as --iterations says) against resynthesis WER,
   speaker similarity and speed, at the most levels measured;
 - with --sweep-temperature, level 1's sampling temperature (0: greedy; later levels stay greedy) likewise;
+- with --oracle-levels, resynthesis by the parallel stage at the most levels measured with the true codes of the first
+  k levels kept (only the later ones generated): how much of the lost intelligibility each level accounts for;
 - with --guidance, the parallel stage at the most levels measured again with level 1 guided by the acoustic-only stage
   (classifier-free guidance, generation/maskgit.py `guided`) at each weight given: every measure above.
 
@@ -90,6 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="level-1 sampling temperatures to sweep, e.g. 0.8,0.4,0 (the default is 0.8)")
     parser.add_argument("--guidance", type=_weights, default=(),
                         help="classifier-free guidance weights to measure as more systems, e.g. 1,2 (needs parallel-acoustic-lm/)")
+    parser.add_argument("--oracle-levels", type=_counts, default=(),
+                        help="resynthesis with the true codes of the first k levels kept, for each k, e.g. 1,2,4")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--asr", choices=("tiny.en", "base"), help="Whisper model (default: base where installed, else tiny.en)")
     parser.add_argument("--no-asr", action="store_true", help="no word error rates (no Whisper)")
@@ -139,11 +143,13 @@ def measure(args: argparse.Namespace) -> dict:
                         for t in sorted(set(args.sweep_temperature) - {default_temperature}, reverse=True)}
         if args.sweep_temperature:
             temperatures[default_temperature] = plain
+        oracles = {k: replace(plain, name=f"parallel, {_levels(levels[-1])}, true levels 1-{k}", keep_levels=k)
+                   for k in sorted(set(args.oracle_levels)) if k < levels[-1]}
         log("acoustic benchmark: continuation")
         continuation = evaluation.continuation(systems)
         log("acoustic benchmark: resynthesis")
         codec = {f"{n} levels": n for n in sorted({audiolm.num_levels, *levels} - {0})}
-        extra = [s for s in [*sweep.values(), *temperatures.values()] if s not in systems]
+        extra = [s for s in [*sweep.values(), *temperatures.values(), *oracles.values()] if s not in systems]
         resynthesis = evaluation.intelligibility(systems + extra, codec, wer=not args.no_asr)
         log("acoustic benchmark: token accuracy")
         tokens = evaluation.coarse_lm()
@@ -172,6 +178,9 @@ def measure(args: argparse.Namespace) -> dict:
     temperature_rows = [{"level_1_temperature": t, "levels": system.levels, "wer": wer.get(system.name),
                          "resynthesis_similarity": resynthesis["resynthesis_speaker_similarity"][system.name]}
                         for t, system in sorted(temperatures.items(), reverse=True)]
+    oracle_rows = [{"true_levels": k, "levels": system.levels, "wer": wer.get(system.name),
+                    "resynthesis_similarity": resynthesis["resynthesis_speaker_similarity"][system.name]}
+                   for k, system in oracles.items()]
     full = {row["acoustic"]: row for row in tokens["systems"].values() if not row["acoustic_only"]}  # each stage's full model
     accuracy = {label: full[acoustic] for label, acoustic in (("AR", "ar"), ("parallel", "parallel")) if acoustic in full}
     return {"models": evaluation.results["models"], "manifest": evaluation.results["manifest"], "split": args.split,
@@ -180,7 +189,8 @@ def measure(args: argparse.Namespace) -> dict:
             "prompts": continuation["prompts"], "prompt_seconds": args.prompt_seconds, "seconds": args.seconds, "seed": args.seed,
             "original_wer": wer.get("original"), "prompt_accuracy": continuation["speaker"]["prompt"]["accuracy"],
             "chance": continuation["speaker"]["prompt"]["chance"], "speakers": continuation["speaker"]["prompt"]["speakers"],
-            "systems": rows, "sweep": sweep_rows, "temperature_sweep": temperature_rows, "token_utterances": tokens["utterances"],
+            "systems": rows, "sweep": sweep_rows, "temperature_sweep": temperature_rows, "oracle": oracle_rows,
+            "token_utterances": tokens["utterances"],
             "token_accuracy": {label: {"objective": row["objective"], "accuracy_per_level": row["accuracy_per_level"],
                                        "ce_per_level": row["ce_per_level"]} for label, row in accuracy.items()}}
 
@@ -243,6 +253,16 @@ def report(result: dict, command: str) -> str:
                   "| level-1 temperature | resynthesis WER | similarity to original |", "|---|---|---|"]
         lines += [f"| {r['level_1_temperature']:g} | {_pct(r['wer'])} | {r['resynthesis_similarity']:.3f} |"
                   for r in result["temperature_sweep"]]
+    if result.get("oracle"):
+        plain = next(r for r in rows if r["acoustic"] == "parallel" and r["levels"] == result["oracle"][0]["levels"]
+                     and not r.get("guidance"))
+        lines += ["", f"## Which levels carry the words\n\nResynthesis by the parallel stage at {plain['levels']} levels with the "
+                  "true codes of the first levels kept (an oracle: only the later levels are generated), next to the "
+                  "stage alone and the codec alone.\n",
+                  "| true levels kept | resynthesis WER | similarity to original |", "|---|---|---|",
+                  f"| none (the stage alone) | {_pct(plain['wer'])} | {plain['resynthesis_similarity']:.3f} |"]
+        lines += [f"| 1-{r['true_levels']} | {_pct(r['wer'])} | {r['resynthesis_similarity']:.3f} |" for r in result["oracle"]]
+        lines.append(f"| all (the codec alone) | {_pct(plain['codec_wer'])} | - |")
     return "\n".join(lines) + "\n"
 
 

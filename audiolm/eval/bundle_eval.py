@@ -68,13 +68,15 @@ class EvalConfig:
 class System:
     """One way to make acoustic tokens: the `acoustic` stage ("ar" or "parallel"), with semantic tokens or without
     (`acoustic_only`, its baseline), decoding `levels` codec levels (the parallel stage's choice; None: all of the
-    stage's) with `sampling` (None: the defaults)."""
+    stage's) with `sampling` (None: the defaults); in resynthesis, `keep_levels` keeps the input's own codes at the
+    first levels (an oracle: what the later levels cost)."""
 
     name: str
     acoustic: str
     acoustic_only: bool = False
     levels: int | None = None
     sampling: StageSampling | None = None
+    keep_levels: int = 0
 
 
 def _mask_generator(seed: int, index: int, level: int) -> torch.Generator:
@@ -217,7 +219,8 @@ class BundleEvaluation:
         began = time.perf_counter()
         if seconds is None:
             assert not system.acoustic_only, "resynthesis reads the true semantic tokens"
-            out = self.audiolm.resynthesize(wav, seed=seed, sampling=system.sampling, acoustic=system.acoustic, levels=system.levels)
+            out = self.audiolm.resynthesize(wav, seed=seed, sampling=system.sampling, acoustic=system.acoustic, levels=system.levels,
+                                            keep_levels=system.keep_levels)
         else:
             out = self.audiolm.continue_audio(wav, seconds, seed=seed, sampling=system.sampling, acoustic_only=system.acoustic_only,
                                               acoustic=system.acoustic, levels=system.levels)

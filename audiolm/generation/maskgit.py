@@ -81,17 +81,18 @@ def guided(conditional: torch.Tensor, unconditional: torch.Tensor, weight: float
 @torch.inference_mode()
 def decode_window(model: Transformer, spec: StageSpec, semantic: torch.Tensor | None, codes: torch.Tensor, known: int,
                   sampling: ParallelSampling, generator: torch.Generator | None = None, num_levels: int | None = None,
-                  stats: ParallelStats | None = None, unconditional: Unconditional | None = None) -> torch.Tensor:
-    """Fill frames known.. of one window: `codes [B, Q, W]` (frames 0..known-1 known at every level), semantic ids
-    `[B, >= W / ratio]` aligned with the window (or None) -> codes `[B, Q, W]` with levels 0..num_levels-1 filled
-    (the rest MASK after `known`). With `unconditional` (the acoustic-only stage) and `sampling.guidance` > 0, the
-    first `guidance_levels` levels draw from the guided distribution (`guided`)."""
+                  stats: ParallelStats | None = None, unconditional: Unconditional | None = None, given: int = 0) -> torch.Tensor:
+    """Fill frames known.. of one window: `codes [B, Q, W]` (frames 0..known-1 known at every level, and every frame
+    of the first `given` levels), semantic ids `[B, >= W / ratio]` aligned with the window (or None) -> codes
+    `[B, Q, W]` with levels given..num_levels-1 filled (the rest MASK after `known`). With `unconditional` (the
+    acoustic-only stage) and `sampling.guidance` > 0, the first `guidance_levels` levels draw from the guided
+    distribution (`guided`)."""
     B, Q, W = codes.shape
     num_levels = Q if num_levels is None else num_levels
     codes = codes.clone()
-    codes[:, :, known:] = mask_code(spec)
+    codes[:, given:, known:] = mask_code(spec)
     frames = W - known
-    for level in range(num_levels):
+    for level in range(given, num_levels):
         level_sampling = sampling.first if level == 0 else sampling.rest
         steps = unmasking_schedule(frames, sampling.level_iterations(level))
         for i, count in enumerate(steps):
@@ -128,12 +129,13 @@ def decode_window(model: Transformer, spec: StageSpec, semantic: torch.Tensor | 
 def generate_parallel(model: Transformer, spec: StageSpec, semantic: torch.Tensor | None, prompt: torch.Tensor, num_frames: int,
                       sampling: ParallelSampling | None = None, generator: torch.Generator | None = None,
                       num_levels: int | None = None, stats: ParallelStats | None = None,
-                      unconditional: Unconditional | None = None) -> torch.Tensor:
+                      unconditional: Unconditional | None = None, given: torch.Tensor | None = None) -> torch.Tensor:
     """Codes `[B, Q, num_frames]` that start with `prompt [B, Q, P]` (P may be 0), conditioned on semantic ids
     `[B, >= num_frames / ratio]` (None for the acoustic-only stage); with `num_levels`, only levels 0..num_levels-1
     are decoded (`[B, num_levels, num_frames]`; a window then reads the previous windows' frames with their later
     levels masked, which training never shows: prompts there are whole). `unconditional`, the acoustic-only stage,
-    guides the draws where `sampling.guidance` > 0 (`guided`)."""
+    guides the draws where `sampling.guidance` > 0 (`guided`). `given [B, G, num_frames]`: the codes of the first G
+    levels throughout (from the input itself: only the later levels are generated)."""
     sampling = sampling or ParallelSampling()
     B, Q, P = prompt.shape
     assert Q == spec.target_levels and spec.stage == "parallel", f"the parallel stage takes prompt codes [B, {spec.target_levels}, P]"
@@ -151,13 +153,17 @@ def generate_parallel(model: Transformer, spec: StageSpec, semantic: torch.Tenso
     total = -(-num_frames // ratio) * ratio  # windows start at whole semantic frames: decode whole ones, then cut
     codes = torch.full((B, Q, total), mask_code(spec), dtype=torch.long, device=prompt.device)
     codes[:, :, :P] = prompt
+    G = 0 if given is None else given.shape[1]
+    if given is not None:
+        assert given.shape[0] == B and given.shape[2] == num_frames and G < num_levels, "given: codes [B, G < num_levels, num_frames]"
+        codes[:, :G, :num_frames] = given
     done = P
     while done < num_frames:
         start = max(0, min(done - keep, total - window)) // ratio * ratio  # then start + window > done
         end = min(start + window, total)
         condition = None if semantic is None else semantic[:, start // ratio: -(-end // ratio)]
         codes[:, :, start:end] = decode_window(model, spec, condition, codes[:, :, start:end], done - start, sampling, generator,
-                                               num_levels, stats, unconditional)
+                                               num_levels, stats, unconditional, G)
         if stats is not None:
             stats.windows += 1
         done = end

@@ -235,9 +235,10 @@ class AudioLM:
         return out
 
     def _parallel(self, semantic: torch.Tensor, prompt: torch.Tensor, frames: int, levels: int, sampling: StageSampling,
-                  generator: torch.Generator, timings: dict[str, float], acoustic_only: bool = False) -> Generation:
+                  generator: torch.Generator, timings: dict[str, float], acoustic_only: bool = False,
+                  given: torch.Tensor | None = None) -> Generation:
         """All `levels` of `frames` acoustic frames from the parallel stage (or its acoustic-only baseline), after the
-        prompt's codes `[1, Q, P]` (every level of the stage; P may be 0)."""
+        prompt's codes `[1, Q, P]` (every level of the stage; P may be 0), the first levels' codes `given` throughout."""
         stage = self.parallel_acoustic if acoustic_only else self.parallel
         unconditional = None
         if sampling.parallel.guidance > 0 and not acoustic_only:
@@ -247,7 +248,7 @@ class AudioLM:
         stats = ParallelStats()
         began = time.perf_counter()
         codes = generate_parallel(stage.model, stage.spec, None if acoustic_only else semantic, prompt, frames, sampling.parallel,
-                                  generator, num_levels=levels, stats=stats, unconditional=unconditional)
+                                  generator, num_levels=levels, stats=stats, unconditional=unconditional, given=given)
         timings["parallel"] = time.perf_counter() - began
         return self._decode(semantic, codes, timings, prompt.shape[2], "parallel", stats.forward_passes)
 
@@ -319,25 +320,30 @@ class AudioLM:
 
     @torch.inference_mode()
     def resynthesize(self, wav: torch.Tensor, seed: int = 0, sampling: StageSampling | None = None, acoustic: str = "auto",
-                     levels: int | None = None, watermark: bool = True) -> Generation:
+                     levels: int | None = None, watermark: bool = True, keep_levels: int = 0) -> Generation:
         """New acoustic tokens for `wav`'s true semantic ids: the same words, a voice drawn by `seed`; `wav [1, 1, L]`
-        of at most MAX_GENERATE_SECONDS (`audiolm.limits`)."""
+        of at most MAX_GENERATE_SECONDS (`audiolm.limits`). `keep_levels` (the parallel stage): keep `wav`'s own codes
+        at the first `keep_levels` codec levels and generate only the later ones (what those levels decide, e.g. an
+        oracle for level 1)."""
         sampling = sampling or StageSampling()
         acoustic = self.acoustic_stage(acoustic)
         levels = self._levels(acoustic, levels)
+        if keep_levels and (acoustic != "parallel" or not 0 < keep_levels < levels):
+            raise AudiolmError(f"keep_levels needs the parallel stage and fewer levels than it decodes ({levels}), got {keep_levels}")
         self._check(sampling, wav, limits.MAX_GENERATE_SECONDS, "wav")
         generator = torch.Generator(self._device()).manual_seed(seed)
         began = time.perf_counter()
-        semantic, _ = self.tokenize(wav, 1)
+        semantic, codes = self.tokenize(wav, max(keep_levels, 1))
         timings = {"tokenize": time.perf_counter() - began, "semantic": 0.0}
-        return self._output(self._from_semantic(semantic, sampling, generator, timings, acoustic, levels), watermark)
+        given = codes if keep_levels else None
+        return self._output(self._from_semantic(semantic, sampling, generator, timings, acoustic, levels, given), watermark)
 
     def _from_semantic(self, semantic: torch.Tensor, sampling: StageSampling, generator: torch.Generator,
-                       timings: dict[str, float], acoustic: str, levels: int) -> Generation:
+                       timings: dict[str, float], acoustic: str, levels: int, given: torch.Tensor | None = None) -> Generation:
         frames = semantic.shape[1] * self.ratio
         if acoustic == "parallel":
             empty = torch.zeros(1, self.parallel_levels, 0, dtype=torch.long, device=semantic.device)
-            return self._parallel(semantic, empty, frames, levels, sampling, generator, timings)
+            return self._parallel(semantic, empty, frames, levels, sampling, generator, timings, given=given)
         Q = self.coarse.spec.num_coarse
         began = time.perf_counter()
         empty = torch.zeros(1, Q, 0, dtype=torch.long, device=semantic.device)

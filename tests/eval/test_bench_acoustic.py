@@ -75,6 +75,15 @@ def test_guidance_adds_systems_measured_like_the_others(corpus, tmp_path):
     assert 0 <= guided["continuation_accuracy"] <= 1 and "| parallel, 2 levels, guidance 1.5 | 2 |" in (tmp_path / "g.md").read_text()
 
 
+def test_the_oracle_keeps_the_true_first_levels_in_resynthesis(corpus, tmp_path):
+    bundle, manifest = corpus
+    result = _run(bundle, manifest, tmp_path / "o", "--asr", "tiny.en", "--levels", "4", "--iterations", "2,1", "--oracle-levels", "1,3,4")
+    assert [r["true_levels"] for r in result["oracle"]] == [1, 3]  # 4 of 4 levels would leave nothing to generate
+    assert all(r["levels"] == 4 and r["wer"] >= 0 and -1 <= r["resynthesis_similarity"] <= 1 for r in result["oracle"])
+    text = (tmp_path / "o.md").read_text()
+    assert "## Which levels carry the words" in text and "| 1-3 |" in text and "| all (the codec alone) |" in text
+
+
 def test_the_benchmark_is_seeded_and_runs_without_asr(corpus, tmp_path):
     bundle, manifest = corpus
     first, second = (_run(bundle, manifest, tmp_path / name, "--no-asr") for name in ("a", "b"))

@@ -125,3 +125,17 @@ def test_guided_decoding_costs_a_pass_of_the_acoustic_only_stage_per_guided_iter
         generate_parallel(model, spec, semantic, empty, 50, strong, unconditional=(model, spec))  # not acoustic-only
     with pytest.raises(ValueError):
         ParallelSampling(guidance=-1.0)
+
+
+def test_given_levels_stay_as_given_and_only_the_later_levels_are_decoded():
+    model, spec = _stage()
+    semantic = torch.randint(0, 8, (2, 65), generator=torch.Generator().manual_seed(1))
+    given = torch.randint(0, 32, (2, 1, 130), generator=torch.Generator().manual_seed(2))
+    empty = torch.zeros(2, 4, 0, dtype=torch.long)
+    stats = ParallelStats()
+    codes = generate_parallel(model, spec, semantic, empty, 130, ParallelSampling(iterations=(4, 1)), torch.Generator().manual_seed(0),
+                              stats=stats, given=given)
+    assert torch.equal(codes[:, :1], given) and 0 <= int(codes.min()) and int(codes.max()) < 32
+    assert stats.forward_passes == 3 * stats.windows  # level 1 never decoded: one pass for each of the 3 later levels
+    with pytest.raises(AssertionError):
+        generate_parallel(model, spec, semantic, empty, 130, given=torch.zeros(2, 4, 130, dtype=torch.long))  # nothing left

@@ -98,6 +98,18 @@ def test_guidance_runs_the_acoustic_only_stage_beside_and_needs_it(bundle, tmp_p
     assert "guidance needs" in capsys.readouterr().err
 
 
+def test_resynthesis_can_keep_the_inputs_first_levels(bundle):
+    audiolm = AudioLM.load(bundle)
+    wav = _prompt(0.9)
+    _, codes = audiolm.tokenize(wav, 4)
+    out = audiolm.resynthesize(wav, seed=0, keep_levels=2)
+    assert out.codes.shape == codes.shape and torch.equal(out.codes[:, :2], codes[:, :2])
+    assert not torch.equal(out.codes[:, 2:], codes[:, 2:])  # the later levels generated (random tiny models: not the input's)
+    for bad in ({"keep_levels": 4}, {"keep_levels": 1, "acoustic": "ar"}, {"keep_levels": 2, "levels": 2}):
+        with pytest.raises(AudiolmError, match="keep_levels"):
+            audiolm.resynthesize(wav, **bad)
+
+
 def test_a_bundle_with_only_the_parallel_stage_works_and_refuses_the_ar_stage(bundle, tmp_path):
     only = tmp_path / "parallel-only"
     shutil.copytree(bundle, only)

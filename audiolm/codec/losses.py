@@ -178,7 +178,7 @@ def feature_matching_loss(real_outputs: Sequence[DiscriminatorOutput], fake_outp
 
 
 LOSS_KEYS = {"mel": "codec/mel", "stft": "codec/stft", "complex": "codec/complex", "adversarial": "codec/adv",
-             "feature_matching": "codec/feat", "commitment": "vq/commit"}
+             "feature_matching": "codec/feat", "commitment": "vq/commit", "distill": "codec/distill"}
 
 
 @dataclass(kw_only=True)
@@ -193,7 +193,8 @@ class LossWeights:
     0.9 gain, so at weight 1 it stays far above the hinge terms (~1), as reconstruction does in SoundStream.
     Commitment 1.0 is EnCodec's lambda_w. `stft` weighs `MultiResolutionSTFTLoss` (off by default; its value is
     about 1 - 3 where the mel loss is about 50 - 100). `complex` weighs `CompressedComplexSTFTLoss`, the one term
-    that sees phase (off by default).
+    that sees phase (off by default). `distill` weighs the cross-entropy of the semantic tokenizer's ids predicted
+    from the first level (codec/distill.py; about 2 - 4.6 nats for K = 100, off by default).
     """
 
     mel: float = 1.0
@@ -202,6 +203,7 @@ class LossWeights:
     adversarial: float = 1.0
     feature_matching: float = 3.0
     commitment: float = 1.0
+    distill: float = 0.0  # semantic distillation into the first level (codec/distill.py; needs distill_tokenizer)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():

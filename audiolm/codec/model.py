@@ -96,6 +96,7 @@ class CodecOutput:
     wav: torch.Tensor  # [B, 1, L]
     codes: torch.Tensor  # [B, K, T]
     commit_loss: torch.Tensor  # scalar
+    first: torch.Tensor | None = None  # [B, D, T] the first level's codes, straight-through to the encoder
 
 
 class Codec(nn.Module):
@@ -161,7 +162,7 @@ class Codec(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
             latents = self.encoder(self._pad(wav))  # [B, D, T]
             q = self.quantizer(latents, num_quantizers)
-        return CodecOutput(self.decoder(q.quantized)[..., : wav.shape[-1]], q.codes, q.commit_loss)
+        return CodecOutput(self.decoder(q.quantized)[..., : wav.shape[-1]], q.codes, q.commit_loss, q.first)
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, num_codebooks: int | None = None) -> torch.Tensor:

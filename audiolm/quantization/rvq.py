@@ -35,6 +35,8 @@ class QuantizerOutput:
         `x - sum_{j<k} q_j.detach()`, so every level's term reaches `x`.
     num_quantizers: `[B]` int64, the levels each example used.
     num_restarted: dead codes restarted by this forward over all levels (0 in eval mode).
+    first: `[B, D, T]` the first level's codes alone, straight-through (gradients reach `x`): what a loss on the
+        first level alone (semantic distillation) reads.
     """
 
     quantized: torch.Tensor
@@ -42,6 +44,7 @@ class QuantizerOutput:
     commit_loss: torch.Tensor
     num_quantizers: torch.Tensor
     num_restarted: int = 0
+    first: torch.Tensor | None = None
 
 
 class ResidualVQ(nn.Module):
@@ -92,6 +95,8 @@ class ResidualVQ(nn.Module):
             used = levels > k  # [B]
             out = layer(residual, mask=used[:, None].expand(B, T))
             q = out.quantized.detach()  # [B, D, T]
+            if k == 0:
+                first = q
             total = total + q * used[:, None, None].to(q.dtype)
             residual = residual - q
             codes.append(out.ids)
@@ -104,6 +109,7 @@ class ResidualVQ(nn.Module):
             commit_loss=torch.stack(losses[:max_levels]).mean(),
             num_quantizers=levels,
             num_restarted=num_restarted,
+            first=x + (first - x).detach(),
         )
 
     @torch.no_grad()

@@ -6,6 +6,9 @@ probability `quantizer_dropout`), from the step's generator, so one model serves
 With `augment_p` > 0 that share of the training crops goes through audiolm.audio.augment (pitch shift, reverb,
 noise, gain, each drawn on its own with its `augment.*_p`) before the codec hears it, and the codec reconstructs the augmented
 crop: more voices and rooms than the corpus holds, against overfitting its speakers.
+With `distill_tokenizer` and `losses.distill` > 0, the first level also learns to predict that semantic tokenizer's
+ids (codec/distill.py): its head trains with the codec, lives in the checkpoints ("distill") and is left out of the
+exported codec; validation reports the ids' top-1 accuracy from the first level alone.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 
 from audiolm.audio.augment import Augment, AugmentConfig
 from audiolm.codec.discriminators import DiscriminatorConfig, Discriminators
+from audiolm.codec.distill import SemanticDistillation, distill_head
 from audiolm.codec.losses import (
     CompressedComplexSTFTLoss,
     LossWeights,
@@ -66,10 +70,15 @@ class CodecRunConfig:
     decoder_only: bool = False  # freeze the encoder and codebooks (codes keep their meaning); with init_from, improves a decoder
     augment_p: float = 0.0  # probability that a training crop is augmented (the codec reconstructs the augmented crop)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(pitch_p=0.7, pitch_semitones=4.0, shift_p=0.0))
+    distill_tokenizer: str = ""  # a semantic tokenizer folder whose ids the first level learns to predict (losses.distill)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.augment_p <= 1.0:
             raise ValueError(f"augment_p must be in [0, 1], got {self.augment_p}")
+        if (self.losses.distill > 0) != bool(self.distill_tokenizer):
+            raise ValueError("semantic distillation needs both losses.distill > 0 and distill_tokenizer=FOLDER")
+        if self.losses.distill > 0 and self.decoder_only:
+            raise ValueError("decoder_only freezes the encoder and codebooks: distillation has nothing to train")
         if self.train.strategy == "fsdp":  # two optimizers, and EMA codebooks (buffers) that only DDP keeps in sync
             raise ValueError("train.strategy=fsdp: the codec (a GAN, with EMA codebooks) trains with train.strategy=ddp only")
 
@@ -103,15 +112,24 @@ class CodecTask:
         self.stft_loss = MultiResolutionSTFTLoss()
         self.complex_loss = CompressedComplexSTFTLoss()
         self.augment = Augment(config.augment, config.model.sample_rate) if config.augment_p > 0 else None
+        self.distill, self.distill_head = None, None
+        if config.distill_tokenizer:
+            from audiolm.semantic.tokenizer import SemanticTokenizer
+
+            self.distill = SemanticDistillation(SemanticTokenizer.load(config.distill_tokenizer), config.model.frame_rate,
+                                                config.model.sample_rate)
+            self.distill_head = distill_head(config.model.latent_dim, self.distill.num_ids)
 
     def modules(self) -> dict[str, nn.Module]:
         modules: dict[str, nn.Module] = {"codec": self.codec}
         if self.discriminators is not None:
             modules["discriminators"] = self.discriminators
+        if self.distill_head is not None:
+            modules["distill"] = self.distill_head
         return modules
 
     def optimizers(self) -> dict[str, tuple[list[str], OptimizerConfig]]:
-        specs = {"codec": (["codec"], self.config.codec_optimizer)}
+        specs = {"codec": (["codec", "distill"] if self.distill_head is not None else ["codec"], self.config.codec_optimizer)}
         if self.discriminators is not None:
             specs["discriminators"] = (["discriminators"], self.config.discriminator_optimizer)
         return specs
@@ -154,6 +172,10 @@ class CodecTask:
             complex_loss = self.complex_loss(wav, out.wav)
             total = total + weights.complex * complex_loss
             logs["codec/complex"] = complex_loss.item()
+        if self.distill is not None:
+            distill, accuracy = self.distill.loss(models["distill"], out.first, wav)
+            total = total + weights.distill * distill
+            logs.update({"codec/distill": distill.item(), "distill/accuracy": accuracy})
         if self.discriminators is not None and step >= self.config.disc_start_step:
             d_loss = hinge_discriminator_loss(models["discriminators"](wav), models["discriminators"](out.wav.detach()))
             yield "discriminators", d_loss, {"disc/hinge": d_loss.item()}
@@ -187,6 +209,12 @@ class CodecTask:
         for level, s in enumerate(stats, 1):
             metrics[f"vq/usage_{level}"] = s["usage"]
             metrics[f"vq/perplexity_{level}"] = s["perplexity"]
+        if self.distill is not None:  # the ids from the first level's codes alone, as the acoustic stage would see them
+            head = models["distill"]
+            with torch.no_grad():
+                accuracies = [self.distill.loss(head, codec.quantizer.decode(codes[:, :1]), wav.to(device))[1]
+                              for codes, wav in zip(all_codes, clips)]
+            metrics["distill/accuracy"] = sum(accuracies) / len(accuracies)
         return metrics
 
     def export(self, models: dict[str, nn.Module], run_dir: Path) -> None:

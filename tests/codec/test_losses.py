@@ -245,7 +245,7 @@ def test_losses_are_batch_means(mel_loss: MultiScaleMelLoss) -> None:
 
 def test_loss_weights() -> None:
     assert LossWeights().as_dict() == {"codec/mel": 1.0, "codec/stft": 0.0, "codec/complex": 0.0, "codec/adv": 1.0, "codec/feat": 3.0,
-                                       "vq/commit": 1.0}
+                                       "vq/commit": 1.0, "codec/distill": 0.0}
     assert LossWeights(adversarial=0.0).as_dict()["codec/adv"] == 0.0
     with pytest.raises(ValueError):
         LossWeights(mel=-1.0)

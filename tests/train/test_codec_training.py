@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from audiolm.errors import AudiolmError
 from audiolm.train.codec import train_codec
 from tests.helpers_codec import tone_manifest
 from tests.helpers_ddp import assert_same_training
@@ -141,3 +142,74 @@ def test_augmentation_changes_crops_reproducibly_and_keeps_the_other_draws(manif
     assert a["wav"].abs().max() <= 1.0
     with pytest.raises(AudiolmError, match="augment_p must be in"):
         load_config(CodecRunConfig, resolve_preset("tiny"), ["augment_p=1.5"])
+
+
+
+def _tone_and_noise(folder: Path) -> Path:
+    """Six 1 s clips alternating 0.25 s of a tone and of noise (the last clip in the valid split)."""
+    import numpy as np
+
+    from audiolm.audio.io import save_audio
+    from audiolm.data.manifest import Entry, write_manifest
+
+    rng, t, entries = np.random.default_rng(0), np.arange(16000) / 16000, []
+    for i in range(6):
+        tone, noise = 0.3 * np.sin(2 * np.pi * 220 * (1 + i / 8) * t), 0.1 * rng.standard_normal(16000)
+        wav = np.where((np.arange(16000) // 4000) % 2 == i % 2, tone, noise).astype(np.float32)
+        entries.append(Entry(id=f"c{i}", path=str(save_audio(folder / f"c{i}.wav", wav, 16000)), duration=1.0, sample_rate=16000,
+                             speaker=f"s{i}", split="valid" if i == 5 else "train"))
+    write_manifest(folder / "manifest.jsonl", entries)
+    return folder / "manifest.jsonl"
+
+
+def test_semantic_distillation_teaches_the_first_level_the_tokenizers_ids(tmp_path):
+    """distill_tokenizer: the first level learns to predict a tokenizer's ids (tone or noise: the loss halves, the
+    accuracy passes 85 %); the head lives in the checkpoints and never in the exported codec."""
+    from audiolm.audio.io import load_audio
+    from audiolm.codec.model import Codec
+    from audiolm.data.manifest import read_manifest
+    from audiolm.semantic.encoder import MFCCEncoder
+    from audiolm.semantic.tokenizer import fit_tokenizer
+
+    manifest = _tone_and_noise(tmp_path)
+    clips = [load_audio(manifest.parent / e.path, 16000)[None] for e in read_manifest(manifest)]
+    fit_tokenizer(MFCCEncoder(), 0, clips, k=2, iterations=10).save(tmp_path / "tok")
+    overrides = [f"data.manifest={manifest}", "train.steps=30", "train.batch_size=8", "train.log_every=1", "train.valid_every=30",
+                 "train.save_every=30", "train.warmup_steps=1", "codec_optimizer.lr=3e-3", "disc_start_step=1000", "train.num_threads=1",
+                 f"distill_tokenizer={tmp_path / 'tok'}", "losses.distill=5.0"]
+    result = train_codec("tiny", tmp_path / "run", overrides, progress=False)
+    accuracy = [r["distill/accuracy"] for r in result.logs if "distill/accuracy" in r]
+    losses = [r["codec/distill"] for r in result.logs if "codec/distill" in r]
+    assert len(accuracy) == 30 and sum(losses[-5:]) < 0.7 * sum(losses[:5])
+    assert sum(accuracy[-5:]) / 5 > 0.85
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any(0 <= r.get("valid/distill/accuracy", -1) <= 1 for r in records)
+    assert (tmp_path / "run" / "checkpoints" / "step_00000030" / "distill.safetensors").is_file()
+    exported = load_file(str(tmp_path / "run" / "model" / "model.safetensors"))
+    assert not any("distill" in k for k in exported) and Codec.load(tmp_path / "run" / "model").num_codebooks == 4
+    with pytest.raises(AudiolmError, match="semantic distillation needs both"):
+        train_codec("tiny", tmp_path / "bad", [f"data.manifest={manifest}", "losses.distill=1.0"], progress=False)
+
+
+def test_distillation_reaches_the_encoder_and_repeats_slower_ids(tmp_path):
+    """The loss's gradient reaches the encoder through the first level (straight-through); a 25 Hz tokenizer's ids
+    are repeated to the codec's 50 Hz frames."""
+    from audiolm.codec.distill import SemanticDistillation, distill_head
+    from audiolm.codec.model import Codec, CodecConfig
+    from audiolm.semantic.encoder import MFCCEncoder
+    from audiolm.semantic.tokenizer import fit_tokenizer
+    from tests.helpers_lm import TINY_CODEC
+
+    wav = torch.randn(2, 1, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    tokenizer = fit_tokenizer(MFCCEncoder(stack=2), 0, [wav[:1], wav[1:]], k=4, iterations=3)
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(**TINY_CODEC)).train()
+    distill = SemanticDistillation(tokenizer, frame_rate=codec.frame_rate, sample_rate=16000)
+    targets = distill.targets(wav, 25)
+    assert distill.ratio == 2 and targets.shape == (2, 25) and torch.equal(targets[:, :24:2], targets[:, 1::2])
+    head = distill_head(codec.config.latent_dim, distill.num_ids)
+    loss, accuracy = distill.loss(head, codec(wav).first, wav)
+    loss.backward()
+    assert 0 <= accuracy <= 1 and all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in codec.encoder.parameters())
+    assert all(p.grad is None for p in codec.decoder.parameters())  # the first level alone: the decoder is not in it

@@ -12,6 +12,9 @@ generator), keeps the most confident draws (log-probability plus Gumbel noise sc
 and annealed to 0) and masks the rest again, so that after pass i a share cos(pi / 2 * (i + 1) / n) of the
 level's frames remains masked (none after the last). The levels above the current one stay masked, as in training.
 Forward passes per window: sum of the levels' iterations (27 for 12 levels at 16, 1); `ParallelStats` counts them.
+With `guidance` > 0 and the acoustic-only stage passed as `unconditional`, each pass of the first `guidance_levels`
+levels also runs that stage and draws from the guided distribution (`guided`: classifier-free guidance). `given`
+codes of the first levels stay as they are throughout, and only the later levels are decoded.
 Shapes: B batch, Q levels, T frames, P prompt frames, W window frames, C codebook size.
 """
 

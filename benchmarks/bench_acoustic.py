@@ -70,6 +70,11 @@ def _weights(text: str) -> tuple[float, ...]:
     return _numbers(text, float, 0, "guidance weights of 0 or more")
 
 
+def _kept(k: int) -> str:
+    """The true levels an oracle row keeps: "level 1", "levels 1-4"."""
+    return "level 1" if k == 1 else f"levels 1-{k}"
+
+
 def _levels(n: int) -> str:
     return f"{n} level" + ("s" if n > 1 else "")
 
@@ -261,7 +266,7 @@ def report(result: dict, command: str) -> str:
                   "stage alone and the codec alone.\n",
                   "| true levels kept | resynthesis WER | similarity to original |", "|---|---|---|",
                   f"| none (the stage alone) | {_pct(plain['wer'])} | {plain['resynthesis_similarity']:.3f} |"]
-        lines += [f"| 1-{r['true_levels']} | {_pct(r['wer'])} | {r['resynthesis_similarity']:.3f} |" for r in result["oracle"]]
+        lines += [f"| {_kept(r['true_levels'])} | {_pct(r['wer'])} | {r['resynthesis_similarity']:.3f} |" for r in result["oracle"]]
         lines.append(f"| all (the codec alone) | {_pct(plain['codec_wer'])} | - |")
     return "\n".join(lines) + "\n"
 

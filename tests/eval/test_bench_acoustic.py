@@ -81,7 +81,7 @@ def test_the_oracle_keeps_the_true_first_levels_in_resynthesis(corpus, tmp_path)
     assert [r["true_levels"] for r in result["oracle"]] == [1, 3]  # 4 of 4 levels would leave nothing to generate
     assert all(r["levels"] == 4 and r["wer"] >= 0 and -1 <= r["resynthesis_similarity"] <= 1 for r in result["oracle"])
     text = (tmp_path / "o.md").read_text()
-    assert "## Which levels carry the words" in text and "| 1-3 |" in text and "| all (the codec alone) |" in text
+    assert "## Which levels carry the words" in text and "| levels 1-3 |" in text and "| all (the codec alone) |" in text
 
 
 def test_the_benchmark_is_seeded_and_runs_without_asr(corpus, tmp_path):

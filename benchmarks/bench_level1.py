@@ -1,0 +1,135 @@
+"""How much of the semantic ids a codec's first level carries, and how much of the first level the ids decide
+(issues 16 and 17): the parallel stage must draw level 1 from the semantic ids, and resynthesis loses its words there
+(results/acoustic_oracle.md), so a codec whose first level the ids predict well is one the stage can follow.
+
+For each codec, the frames of a manifest's training split (count tables) and of its held-out split (scored) are
+aligned with the tokenizer's ids (repeated to the codec's frame rate), and the held-out cross-entropies are measured
+from count tables smoothed by Witten-Bell interpolation (each conditional backs off to its unigram in proportion to
+how many different targets its context was seen with; no parameter to tune):
+
+    H(id), H(id | code)      the ids from one first-level code (what semantic distillation trains)
+    H(code), H(code | id)    the first-level code from one id (what the parallel stage faces, before context)
+
+with the top-1 accuracy of each prediction. Lower conditional entropy = more shared. One frame, no context: a bound
+on neither side, but the same measure for every codec.
+
+    .venv/bin/python benchmarks/bench_level1.py --model bundled=models/speech/codec --model new=runs/codec-distill-export \\
+        --tokenizer models/speech/semantic --manifest data/mix-codec/manifest.jsonl
+
+Prints a markdown table and writes benchmarks/results/level1.md and level1.json (or --name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from audiolm.codec.model import Codec
+from audiolm.data.datasets import AudioClips
+from audiolm.formats.atomic import write_json, write_text
+from audiolm.semantic.tokenizer import SemanticTokenizer
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def aligned_frames(codec: Codec, tokenizer: SemanticTokenizer, clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every clip's first-level codes and semantic ids at the codec's frame rate, concatenated: `([N], [N])`."""
+    ratio = round(codec.config.frame_rate / tokenizer.frame_rate)
+    codes, ids = [], []
+    with torch.inference_mode():
+        for wav in tqdm(clips, desc="frames", leave=False):
+            first = codec.encode(wav, num_codebooks=1)[0, 0]  # [T]
+            sem = tokenizer(wav)[0].repeat_interleave(ratio)  # [T']
+            n = min(len(first), len(sem))
+            codes.append(first[:n])
+            ids.append(sem[:n])
+    return torch.cat(codes).long(), torch.cat(ids).long()
+
+
+def conditional_ce(given: torch.Tensor, target: torch.Tensor, held_given: torch.Tensor, held_target: torch.Tensor,
+                   num_given: int, num_target: int) -> tuple[float, float, float, float]:
+    """Held-out cross-entropy (nats) and top-1 accuracy of `target` from its unigram and from `given`, with tables
+    counted on the training frames: p(t | g) = (n(g, t) + u(g) p(t)) / (n(g) + u(g)), u(g) the number of distinct
+    targets seen after g (Witten-Bell), p(t) add-one smoothed."""
+    joint = torch.zeros(num_given, num_target, dtype=torch.float64)
+    joint.index_put_((given, target), torch.ones(len(given), dtype=torch.float64), accumulate=True)
+    unigram = (joint.sum(0) + 1) / (joint.sum() + num_target)  # [num_target]
+    distinct = joint.gt(0).sum(1, keepdim=True).clamp(min=1)  # [num_given, 1]
+    conditional = (joint + distinct * unigram) / (joint.sum(1, keepdim=True) + distinct)  # [num_given, num_target]
+    h = float(-unigram[held_target].log().mean())
+    h_given = float(-conditional[held_given, held_target].log().mean())
+    acc = float((held_target == unigram.argmax()).double().mean())
+    acc_given = float((conditional.argmax(1)[held_given] == held_target).double().mean())
+    return h, h_given, acc, acc_given
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, action="append", metavar="[LABEL=]FOLDER", help="a codec folder; repeat to compare")
+    parser.add_argument("--tokenizer", default="models/speech/semantic", help="the semantic tokenizer folder")
+    parser.add_argument("--manifest", required=True, help="its train split gives the counts, --split is scored")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--train-hours", type=float, default=1.0)
+    parser.add_argument("--clips", type=int, default=128, help="held-out clips (each speaker in turn)")
+    parser.add_argument("--max-seconds", type=float, default=8.0)
+    parser.add_argument("--name", default="level1")
+    args = parser.parse_args()
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    tokenizer = SemanticTokenizer.load(args.tokenizer).eval()
+    codecs = {}
+    for i, given in enumerate(args.model):
+        label, _, folder = given.rpartition("=")
+        codecs[label or f"codec {i + 1}"] = Codec.load(folder).for_inference()
+    rate = tokenizer.sample_rate
+    train = AudioClips(args.manifest, rate, "train", max_hours=args.train_hours, progress=True)
+    train_clips = [torch.from_numpy(c.astype("float32") / 32767)[None, None] for c in train.clips]
+    held = AudioClips(args.manifest, rate, args.split).fixed(args.clips, int(args.max_seconds * rate))
+
+    rows, results = [], {}
+    for label, codec in codecs.items():
+        codes, ids = aligned_frames(codec, tokenizer, train_clips)
+        held_codes, held_ids = aligned_frames(codec, tokenizer, held)
+        K, V = codec.config.codebook_size, tokenizer.codebook_size
+        h_id, h_id_code, acc_id, acc_id_code = conditional_ce(codes, ids, held_codes, held_ids, K, V)
+        h_code, h_code_id, acc_code, acc_code_id = conditional_ce(ids, codes, held_ids, held_codes, V, K)
+        used = int(torch.bincount(held_codes, minlength=K).gt(0).sum())
+        results[label] = {"train_frames": len(codes), "held_frames": len(held_codes), "H_id": h_id, "H_id_given_code": h_id_code,
+                          "acc_id_given_code": acc_id_code, "H_code": h_code, "H_code_given_id": h_code_id,
+                          "acc_code_given_id": acc_code_id, "codes_used": used, "acc_id_unigram": acc_id, "acc_code_unigram": acc_code}
+        rows.append(f"| {label} | {used} | {h_id:.2f} | {h_id_code:.2f} | {h_id - h_id_code:.2f} | {100 * acc_id_code:.1f} | "
+                    f"{h_code:.2f} | {h_code_id:.2f} | {h_code - h_code_id:.2f} | {100 * acc_code_id:.1f} |")
+        print(rows[-1], flush=True)
+
+    seconds = sum(c.shape[-1] for c in held) / rate
+    lines = [
+        f"# What the first codec level shares with the semantic ids ({args.name})", "",
+        f"Tokenizer `{args.tokenizer}` ({tokenizer.codebook_size} ids, {tokenizer.frame_rate:g} Hz, repeated to the codec's "
+        f"frames). Counts from {train.seconds / 3600:.2f} h of the train split of `{args.manifest}`; scored on {len(held)} "
+        f"clips ({seconds:.0f} s) of its `{args.split}` split (held-out speakers), each speaker in turn. Witten-Bell smoothing; "
+        f"cross-entropies in nats a frame; {os.cpu_count()} CPU cores, "
+        f"{platform.machine()}, torch {torch.__version__}.", "",
+        "| codec | level-1 codes used | H(id) | H(id \\| code) | shared | id from code (acc. %) | H(code) | "
+        "H(code \\| id) | shared | code from id (acc. %) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
+        "`shared` is the drop in cross-entropy that knowing the other token brings (an estimate of their mutual "
+        "information, in nats; the two columns differ by the estimators' smoothing). `code from id` is the accuracy "
+        "a stage without context would reach on level 1.", ""]
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    write_text(RESULTS / f"{args.name}.md", text)
+    write_json(RESULTS / f"{args.name}.json", {"models": args.model, "tokenizer": args.tokenizer, "manifest": args.manifest,
+                                                 "smoothing": "witten-bell", "results": results})
+    if any(math.isnan(r["H_code_given_id"]) for r in results.values()):
+        raise SystemExit("bench_level1: NaN cross-entropy")
+
+
+if __name__ == "__main__":
+    main()

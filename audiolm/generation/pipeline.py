@@ -88,6 +88,9 @@ class AudioLM:
         self.tokenizer, self.codec = tokenizer, codec
         self.semantic, self.coarse, self.fine, self.acoustic = semantic, coarse, fine, acoustic
         self.parallel, self.parallel_acoustic = parallel, parallel_acoustic
+        if semantic.spec.dedup:
+            raise AudiolmError("the semantic LM was trained on deduplicated ids (stage.dedup, a measurement); generation "
+                               "needs one over raw ids, a frame each")
         if coarse is None and parallel is None:
             raise AudiolmError("a bundle needs an acoustic stage: a coarse LM (coarse-lm/) or a parallel one (parallel-lm/)")
         if coarse is None and (fine is not None or acoustic is not None):

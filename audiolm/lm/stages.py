@@ -1,6 +1,7 @@
 """What each of AudioLM's stages reads and predicts: one `StageSpec`, one token layout, one Transformer.
 
     semantic:  [BOS] s_1 .. s_Ts                                   predicts s
+               (dedup=True: s with consecutive repeats removed, the window in units not frames)
     coarse:    s_1 .. s_Ts [SEP] c_(1,1) .. c_(1,Q') c_(2,1) ..    predicts the coarse levels 1..Q'
                (acoustic-only baseline, use_semantic=False: [SEP] c_(1,1) ..)
                aligned_positions=True: rotary positions aligned in time, not the sequence index (`positions`)
@@ -39,6 +40,8 @@ class StageSpec:
     window_seconds: float = 0.0  # 0: the stage's default (DEFAULT_WINDOW)
     use_semantic: bool = True  # coarse and parallel stages: False is the acoustic-only baseline
     aligned_positions: bool = False  # coarse stage with semantic ids: rotary positions aligned in time (`positions`); False elsewhere
+    dedup: bool = False  # semantic stage: windows of ids with consecutive repeats removed (the paper's); a measurement only,
+    #                      since the acoustic stages read one id per frame and generation needs raw ids
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -49,6 +52,8 @@ class StageSpec:
             raise ValueError("the acoustic frame rate must be a multiple of the semantic one")
         if not self.window_seconds:
             self.window_seconds = DEFAULT_WINDOW[self.stage]
+        if self.dedup and self.stage != "semantic":
+            raise ValueError(f"dedup: only the semantic stage's ids can have their repeats removed, not the {self.stage} stage's")
         # only the coarse stage with semantic ids has positions to align (a preset may name it for every stage)
         self.aligned_positions = self.aligned_positions and self.stage == "coarse" and self.use_semantic
 

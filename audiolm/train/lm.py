@@ -143,6 +143,22 @@ class TokenStreams:
         return torch.stack(semantic), torch.stack(codes)
 
 
+DEDUP_READ = 4  # frames read per unit of a window with repeats removed (runs average ~1.6 frames at 50 Hz, ~1.3 at 25)
+
+
+def dedup_windows(raw: torch.Tensor, units: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windows of ids `[B, T]` -> their first `units` ids with consecutive repeats removed `[B, units]` (a row with
+    fewer is padded with its last id), how many of each row's are real `[B]`, and the frames those cover `[B]`."""
+    out = torch.empty(raw.shape[0], units, dtype=raw.dtype)
+    real, frames = torch.empty(raw.shape[0], dtype=torch.long), torch.empty(raw.shape[0], dtype=torch.long)
+    for i, row in enumerate(raw):
+        ids, runs = torch.unique_consecutive(row, return_counts=True)
+        n = min(len(ids), units)
+        out[i, :n], out[i, n:] = ids[:n], ids[n - 1]
+        real[i], frames[i] = n, runs[:n].sum()
+    return out, real, frames
+
+
 class LMTask:
     def __init__(self, config: LMRunConfig, shards, fingerprints: dict | None = None) -> None:
         self.config = config
@@ -164,6 +180,13 @@ class LMTask:
         return {"lm": (["lm"], self.config.optimizer)}
 
     def _examples(self, streams: TokenStreams, count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        if self.spec.dedup:  # `window` units from a longer crop; rows with fewer are padded, their padding unscored
+            raw, _ = streams.windows(count, self.window * DEDUP_READ, generator)
+            semantic, units, frames = dedup_windows(raw, self.window)
+            example = self.spec.example(semantic, None)
+            example["mask"] &= torch.arange(self.window) < units[:, None]
+            example["frames"] = frames  # [B]: the frames each row's units cover (its seconds, for nats a second)
+            return example
         semantic, codes = streams.windows(count, self.window, generator)
         return self.spec.example(semantic, codes)
 
@@ -193,8 +216,17 @@ class LMTask:
         `ce_1`: how much the stage reads its semantic conditioning)."""
         model = models["lm"]
         generator = torch.Generator().manual_seed(1234)
-        semantic, codes = self.valid_streams.windows(self.config.data.valid_windows, self.window, generator)
-        logs = self._totals(model, self.spec.example(semantic, codes)).logs(f"lm/{self.spec.stage}")
+        if self.spec.dedup:
+            examples = self._examples(self.valid_streams, self.config.data.valid_windows, generator)
+            totals = self._totals(model, examples)
+            frames = float(examples["frames"].sum())
+        else:
+            semantic, codes = self.valid_streams.windows(self.config.data.valid_windows, self.window, generator)
+            totals = self._totals(model, self.spec.example(semantic, codes))
+            frames = float(sum(totals.count.values()))  # the semantic stage: one id a frame
+        logs = totals.logs(f"lm/{self.spec.stage}")
+        if self.spec.stage == "semantic":  # comparable with and without repeats (which then leave their durations unmodelled)
+            logs["lm/semantic/nats_per_second"] = sum(totals.ce.values()) / max(frames / self.spec.semantic_rate, 1e-9)
         if self.spec.stage == "coarse" and self.spec.use_semantic:
             order = torch.rand(semantic.shape, generator=generator).argsort(dim=1)  # [B, Ts]: a shuffle per window
             wrong = self._totals(model, self.spec.example(semantic.gather(1, order), codes))

@@ -72,3 +72,5 @@ def test_window_sizes_and_bad_specs():
         StageSpec(stage="medium")
     with pytest.raises(ValueError, match="multiple"):
         StageSpec(stage="semantic", semantic_rate=30, acoustic_rate=50)
+    with pytest.raises(ValueError, match="dedup"):
+        StageSpec(stage="coarse", dedup=True)  # only semantic ids lose their repeats

@@ -131,3 +131,39 @@ def test_aligned_coarse_training_measures_its_use_of_the_semantic_ids(shards, tm
     assert load_stage(tmp_path / "coarse" / "model")[1].aligned_positions
     train_lm("tiny", "semantic", tmp_path / "semantic", [*overrides[:-1], "stage.aligned_positions=true"], progress=False)
     assert not load_stage(tmp_path / "semantic" / "model")[1].aligned_positions  # only the coarse stage aligns its positions
+
+
+def test_dedup_windows_keep_units_their_frames_and_pad_short_rows():
+    from audiolm.train.lm import dedup_windows
+
+    raw = torch.tensor([[3, 3, 5, 5, 5, 1, 2, 2], [7, 7, 7, 7, 7, 7, 4, 4]])
+    units, real, frames = dedup_windows(raw, 3)
+    assert units.tolist() == [[3, 5, 1], [7, 4, 4]]  # the second row has two units, padded with its last
+    assert real.tolist() == [3, 2] and frames.tolist() == [6, 8]
+    assert all((u[:n][1:] != u[:n][:-1]).all() for u, n in zip(units, real))  # no repeats left
+
+
+def test_a_semantic_lm_learns_ids_without_repeats_and_reports_nats_a_second(shards, tmp_path):
+    overrides = [f"data.shards={shards}", "stage.dedup=true", "stage.window_seconds=0.5", "train.steps=40",
+                 "train.batch_size=8", "train.log_every=1", "train.valid_every=20", "train.save_every=40",
+                 "train.warmup_steps=2", "optimizer.lr=3e-3", "train.num_threads=1"]
+    result = train_lm("tiny", "semantic", tmp_path / "run", overrides, progress=False)
+    losses = [r["lm/semantic/ce"] for r in result.logs if "lm/semantic/ce" in r]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    valid = [r for r in result.logs if "valid/lm/semantic/nats_per_second" in r]
+    assert len(valid) == 2 and all(r["valid/lm/semantic/nats_per_second"] > 0 for r in valid)
+    model, spec, _ = load_stage(tmp_path / "run" / "model")
+    assert spec.dedup and spec.stage == "semantic"
+
+
+def test_generation_refuses_a_semantic_lm_trained_without_repeats(tmp_path):
+    from audiolm.errors import AudiolmError
+    from audiolm.generation.pipeline import AudioLM
+    from tests.helpers_lm import tiny_bundle
+
+    folder = tiny_bundle(tmp_path / "bundle")
+    config = json.loads((folder / "semantic-lm" / "config.json").read_text())
+    config["stage"]["dedup"] = True
+    (folder / "semantic-lm" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(AudiolmError, match="deduplicated"):
+        AudioLM.load(folder)

@@ -9,13 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 WHICH=${1:?parallel or acoustic}; shift
-CODEC=${CODEC:-runs/codec-distill-export}
-SHARDS=${SHARDS:-data/shards-distill}
+FROM=${FROM:-runs/codec-distill-w30}  # weight 30: its level 1 shares the most with the ids (results/level1.md)
+CODEC=${CODEC:-$FROM-export}
+SHARDS=${SHARDS:-data/shards-distill30}
 MINUTES=${MINUTES:-60}
 export OMP_NUM_THREADS=1
 A=(nice -n 19 .venv/bin/audiolm)
 source scripts/campaign/codec_mix.sh
-[ -f "$CODEC/config.json" ] || "${A[@]}" codec export runs/codec-distill -o "$CODEC" --fp16
+[ -f "$CODEC/config.json" ] || "${A[@]}" codec export "$FROM" -o "$CODEC" --fp16
 [ -f "$SHARDS/index.json" ] || "${A[@]}" tokenize "$MIX" -o "$SHARDS" --semantic models/speech/semantic \
     --codec "$CODEC" --workers 1 --quiet
 case "$WHICH" in

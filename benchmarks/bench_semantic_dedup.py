@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 from audiolm.data.shards import TokenShards
+from audiolm.eval.counts import witten_bell
 from audiolm.formats.atomic import write_json, write_text
+from audiolm.semantic.tokenizer import remove_repeats
 from audiolm.train.lm import train_lm
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,7 +34,7 @@ def run_lengths(shards: TokenShards, split: str, max_run: int) -> tuple[torch.Te
     """Every utterance's units and run lengths (capped at `max_run`) in `split`, concatenated: `([N], [N])`."""
     units, lengths = [], []
     for index in sorted(shards.split(split)):
-        ids, runs = torch.unique_consecutive(shards.semantic(index).long(), return_counts=True)
+        ids, runs = remove_repeats(shards.semantic(index).long())
         units.append(ids)
         lengths.append(runs.clamp(max=max_run))
     return torch.cat(units), torch.cat(lengths)
@@ -43,11 +45,7 @@ def duration_nats(shards: TokenShards, vocab: int, valid_split: str, max_run: in
     run length in frames."""
     ids, runs = run_lengths(shards, "train", max_run)
     held_ids, held_runs = run_lengths(shards, valid_split, max_run)
-    joint = torch.zeros(vocab, max_run + 1, dtype=torch.float64)
-    joint.index_put_((ids, runs), torch.ones(len(ids), dtype=torch.float64), accumulate=True)
-    unigram = (joint.sum(0) + 1) / (joint.sum() + max_run + 1)
-    distinct = joint.gt(0).sum(1, keepdim=True).clamp(min=1)
-    conditional = (joint + distinct * unigram) / (joint.sum(1, keepdim=True) + distinct)
+    conditional, unigram = witten_bell(ids, runs, vocab, max_run + 1)
     return (float(-conditional[held_ids, held_runs].log().mean()), float(-unigram[held_runs].log().mean()),
             float(held_runs.double().mean()))
 
@@ -66,7 +64,7 @@ def main() -> None:
     common = [f"data.shards={args.shards}", f"train.steps={args.steps}", f"train.valid_every={args.steps}",
               f"train.save_every={max(args.steps // 4, 1)}", "train.warmup_steps=20", "train.batch_size=8",
               f"train.num_threads={max(1, int(os.environ.get('OMP_NUM_THREADS', '1')))}", *args.overrides]
-    rows, results = [], {}
+    results = {}
     for name, extra in (("raw", []), ("dedup", ["stage.dedup=true"])):
         began = time.perf_counter()
         result = train_lm(args.config, "semantic", Path(args.runs) / name, common + extra, progress=True)

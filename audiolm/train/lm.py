@@ -24,6 +24,7 @@ from audiolm.lm.loss import LevelTotals, stage_loss
 from audiolm.lm.model import build_model, save_stage, stage_fingerprints
 from audiolm.lm.stages import STAGES, StageSpec
 from audiolm.lm.transformer import TransformerConfig
+from audiolm.semantic.tokenizer import remove_repeats
 from audiolm.train.loop import OptimizerConfig, TrainConfig
 
 
@@ -152,7 +153,7 @@ def dedup_windows(raw: torch.Tensor, units: int) -> tuple[torch.Tensor, torch.Te
     out = torch.empty(raw.shape[0], units, dtype=raw.dtype)
     real, frames = torch.empty(raw.shape[0], dtype=torch.long), torch.empty(raw.shape[0], dtype=torch.long)
     for i, row in enumerate(raw):
-        ids, runs = torch.unique_consecutive(row, return_counts=True)
+        ids, runs = remove_repeats(row)
         n = min(len(ids), units)
         out[i, :n], out[i, n:] = ids[:n], ids[n - 1]
         real[i], frames[i] = n, runs[:n].sum()

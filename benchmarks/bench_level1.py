@@ -59,9 +59,8 @@ def aligned_frames(codec: Codec, tokenizer: SemanticTokenizer, clips: list[torch
 
 def conditional_ce(given: torch.Tensor, target: torch.Tensor, held_given: torch.Tensor, held_target: torch.Tensor,
                    num_given: int, num_target: int) -> tuple[float, float, float, float]:
-    """Held-out cross-entropy (nats) and top-1 accuracy of `target` from its unigram and from `given`, with tables
-    counted on the training frames: p(t | g) = (n(g, t) + u(g) p(t)) / (n(g) + u(g)), u(g) the number of distinct
-    targets seen after g (Witten-Bell), p(t) add-one smoothed."""
+    """Held-out cross-entropy (nats) and top-1 accuracy of `target` from its unigram and from `given`, with the
+    Witten-Bell tables of `audiolm.eval.counts.witten_bell` counted on the training frames."""
     conditional, unigram = witten_bell(given, target, num_given, num_target)
     h = float(-unigram[held_target].log().mean())
     h_given = float(-conditional[held_given, held_target].log().mean())
